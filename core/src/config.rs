@@ -1,0 +1,94 @@
+//! Device configurations: what a core instance is made of. The RTL generator, the emulator and
+//! the driver all take their sizes from here; the CAPS registers report them.
+
+/// Which datapath a core implements (CAPS.KIND).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CoreKind {
+    /// CREW: unique-weight products, then index-driven adds.
+    Crew = 0,
+    /// The dense "TPU-like" baseline: int8 weights, every lane multiplies.
+    Dense = 1,
+}
+
+impl CoreKind {
+    pub fn from_code(code: u32) -> Option<CoreKind> {
+        match code {
+            0 => Some(CoreKind::Crew),
+            1 => Some(CoreKind::Dense),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            CoreKind::Crew => "crew",
+            CoreKind::Dense => "dense",
+        }
+    }
+}
+
+/// The parameters of one core instance.
+///
+/// The datapath is `groups x lanes`: each of `groups` groups works on a different input column
+/// at a time, with `lanes` output lanes; `mults` multipliers per group fill its product table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceConfig {
+    pub kind: CoreKind,
+    /// Output lanes per group.
+    pub lanes: u32,
+    /// Groups (input columns in flight at once).
+    pub groups: u32,
+    /// Multipliers per group (CREW product generation).
+    pub mults: u32,
+    /// Weight memory size in 32-bit words.
+    pub wmem_words: u32,
+    /// Input buffer depth: the largest `n_in` of one run.
+    pub ibuf_depth: u32,
+    /// Accumulator buffer depth: the largest `n_out` of one run.
+    pub obuf_depth: u32,
+}
+
+impl DeviceConfig {
+    /// Sized for the LFE5U-25F (56 EBR, 28 DSP).
+    pub const ECP5_25F: DeviceConfig = DeviceConfig {
+        kind: CoreKind::Crew,
+        lanes: 8,
+        groups: 2,
+        mults: 4,
+        wmem_words: 16384,
+        ibuf_depth: 1024,
+        obuf_depth: 1024,
+    };
+    /// Sized for the LFE5U-85F (208 EBR, 156 DSP).
+    pub const ECP5_85F: DeviceConfig = DeviceConfig {
+        kind: CoreKind::Crew,
+        lanes: 16,
+        groups: 4,
+        mults: 8,
+        wmem_words: 65536,
+        ibuf_depth: 2048,
+        obuf_depth: 2048,
+    };
+    /// The named presets.
+    pub const PRESETS: [(&'static str, DeviceConfig); 2] = [("ecp5-25f", Self::ECP5_25F), ("ecp5-85f", Self::ECP5_85F)];
+
+    /// Look up a preset by name (`ecp5-25f`, `ecp5-85f`).
+    pub fn preset(name: &str) -> Option<DeviceConfig> {
+        Self::PRESETS.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+    }
+
+    /// The same configuration with another core kind.
+    pub const fn with_kind(self, kind: CoreKind) -> DeviceConfig {
+        DeviceConfig { kind, ..self }
+    }
+
+    /// Lanes in all groups: products added (CREW) or MACs (dense) per cycle at full use.
+    pub const fn total_lanes(&self) -> u32 {
+        self.lanes * self.groups
+    }
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self::ECP5_85F
+    }
+}

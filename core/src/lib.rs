@@ -1,0 +1,18 @@
+//! crew-core: the contract between the CREW hardware and its software.
+//!
+//! * [`quant`]: symmetric int8 quantization (round half to even, as numpy does).
+//! * [`encode`]: CREW index encoding of one FC layer, and its memory image.
+//! * [`reference`]: the CPU reference GEMVs (dense f32, dense int8, CREW), bit-exact with each other.
+//! * [`regs`]: the register map, defined once for the RTL, the emulator, the driver and the docs.
+//! * [`config`]: device configurations (lanes, multipliers, memory sizes).
+//! * [`cycles`]: the cycle model that the emulator uses and the RTL must match exactly.
+
+pub mod config;
+pub mod cycles;
+pub mod encode;
+pub mod quant;
+pub mod reference;
+pub mod regs;
+
+pub use encode::{ColumnDescriptor, EncodeError, EncodedLayer};
+pub use quant::{QuantizedLayer, ScaleMode};

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod cycles;
 pub mod encode;
+pub mod format;
 pub mod quant;
 pub mod reference;
 pub mod regs;

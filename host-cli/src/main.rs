@@ -1,1 +1,38 @@
-fn main() {}
+//! `crew-host`: a thin command line over crew-core and crew-driver.
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(name = "crew-host", version, about = "Run, encode, inspect and benchmark CREW models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a model on a device and check every result against the CPU reference.
+    Run(cmd::run::Args),
+    /// Quantize and CREW-encode FC layers into a .crew file.
+    Encode(cmd::encode::Args),
+    /// Per-layer reuse and storage statistics of a model.
+    Stats(cmd::stats::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => cmd::run::run(a),
+        Command::Encode(a) => cmd::encode::run(a),
+        Command::Stats(a) => cmd::stats::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

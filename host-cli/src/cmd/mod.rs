@@ -1,0 +1,3 @@
+pub mod encode;
+pub mod run;
+pub mod stats;

@@ -1,0 +1,7 @@
+/// Arguments (being written).
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("not written yet")
+}

@@ -5,15 +5,19 @@
 //! * [`reference`]: the CPU reference GEMVs (dense f32, dense int8, CREW), bit-exact with each other.
 //! * [`regs`]: the register map, defined once for the RTL, the emulator, the driver and the docs.
 //! * [`config`]: device configurations (lanes, multipliers, memory sizes).
+//! * [`import`]: real weights from safetensors / `.npy` / `.npz` (and `.crew`), selected by name.
+//! * [`stats`]: per-layer reuse and storage statistics (CREW per-input, UCNN per-output).
 //! * [`cycles`]: the cycle model that the emulator uses and the RTL must match exactly.
 
 pub mod config;
 pub mod cycles;
 pub mod encode;
 pub mod format;
+pub mod import;
 pub mod quant;
 pub mod reference;
 pub mod regs;
+pub mod stats;
 
 pub use encode::{ColumnDescriptor, EncodeError, EncodedLayer};
 pub use quant::{QuantizedLayer, ScaleMode};

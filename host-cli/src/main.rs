@@ -2,7 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+mod builtin;
 mod cmd;
+mod lstm;
+mod table;
 
 #[derive(Parser)]
 #[command(name = "crew-host", version, about = "Run, encode, inspect and benchmark CREW models")]
@@ -19,6 +22,10 @@ enum Command {
     Encode(cmd::encode::Args),
     /// Per-layer reuse and storage statistics of a model.
     Stats(cmd::stats::Args),
+    /// Identity and capabilities of a device.
+    Info(cmd::info::Args),
+    /// Dump a device's registers by name (or, with --markdown, the register map documentation).
+    Regs(cmd::info::RegsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +34,8 @@ fn main() -> std::process::ExitCode {
         Command::Run(a) => cmd::run::run(a),
         Command::Encode(a) => cmd::encode::run(a),
         Command::Stats(a) => cmd::stats::run(a),
+        Command::Info(a) => cmd::info::info(a),
+        Command::Regs(a) => cmd::info::regs(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,3 +1,4 @@
 pub mod encode;
+pub mod info;
 pub mod run;
 pub mod stats;

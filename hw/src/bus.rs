@@ -1,0 +1,543 @@
+//! The register-bus shell shared by the CREW core and the dense baseline: register file,
+//! weight memory, input and accumulator buffers, CRC-32 engine, dimension and range checks.
+//!
+//! Every constant comes from `crew_core::regs` / `crew_core::config` and is emitted as a Verilog
+//! `localparam` (rust-hdl `Constant`).
+
+use crew_core::config::DeviceConfig;
+use crew_core::cycles;
+use crew_core::regs::{self, ctrl, status, ErrorCode};
+use rust_hdl::prelude::*;
+
+/// Address widths of one configuration (log2 of the memory depths in words).
+pub fn log2_exact(n: u32) -> usize {
+    assert!(n.is_power_of_two(), "{n} is not a power of two");
+    n.trailing_zeros() as usize
+}
+
+/// The bus shell. `WA`: weight-memory address bits; `IA`: input-buffer word address bits;
+/// `OA`: accumulator-buffer address bits. They must equal the log2 of the config's sizes.
+#[derive(LogicBlock)]
+pub struct Shell<const WA: usize, const IA: usize, const OA: usize> {
+    pub clock: Signal<In, Clock>,
+    /// Byte address of the access.
+    pub addr: Signal<In, Bits<32>>,
+    pub wdata: Signal<In, Bits<32>>,
+    /// Write strobe (1 = write, 0 = read), sampled with `valid`.
+    pub we: Signal<In, bool>,
+    /// The master holds `valid` (and addr, wdata, we) until `ready`; one access per handshake.
+    pub valid: Signal<In, bool>,
+    pub rdata: Signal<Out, Bits<32>>,
+    pub ready: Signal<Out, bool>,
+    /// Interrupt: DONE or ERROR with CTRL.IRQ_EN.
+    pub irq: Signal<Out, bool>,
+    /// Engine hand-off: one-cycle pulse when START passed the dimension and range checks.
+    pub run_go: Signal<Out, bool>,
+    /// Engine hand-off: the datapath finished (this cycle is the last one counted in CYCLES).
+    pub run_done: Signal<In, bool>,
+    /// Engine hand-off: the datapath stopped on an error with `run_code`.
+    pub run_err: Signal<In, bool>,
+    pub run_code: Signal<In, Bits<8>>,
+
+    pub wmem: RAM<Bits<32>, WA>,
+    pub ibuf: RAM<Bits<32>, IA>,
+    pub obuf: RAM<Bits<32>, OA>,
+
+    // Registers.
+    ack: DFF<bool>,
+    rsel: DFF<Bits<2>>,
+    rreg: DFF<Bits<32>>,
+    r_ctrl: DFF<Bits<32>>,
+    r_nout: DFF<Bits<32>>,
+    r_nin: DFF<Bits<32>>,
+    r_base: DFF<Bits<32>>,
+    r_crcb: DFF<Bits<32>>,
+    r_crcl: DFF<Bits<32>>,
+    r_crcv: DFF<Bits<32>>,
+    r_cyc: DFF<Bits<64>>,
+    r_mul: DFF<Bits<32>>,
+    r_add: DFF<Bits<32>>,
+    r_scr: DFF<Bits<32>>,
+    busy: DFF<bool>,
+    done: DFF<bool>,
+    err: DFF<bool>,
+    code: DFF<Bits<8>>,
+    // Engine state: 0 idle, 1 start check, 2 start decide, 8.. CRC.
+    st: DFF<Bits<4>>,
+    crc_addr: DFF<Bits<32>>,
+    crc_left: DFF<Bits<32>>,
+    crc_word: DFF<Bits<32>>,
+    crc_bit: DFF<Bits<6>>,
+    limit_sum: DFF<Bits<33>>,
+
+    // Combinational helpers.
+    word: Signal<Local, Bits<32>>,
+    is_w: Signal<Local, bool>,
+    is_i: Signal<Local, bool>,
+    is_o: Signal<Local, bool>,
+    acc_go: Signal<Local, bool>,
+    wr: Signal<Local, bool>,
+    crc_fb: Signal<Local, bool>,
+    s_busy: Signal<Local, Bits<32>>,
+    s_done: Signal<Local, Bits<32>>,
+    s_err: Signal<Local, Bits<32>>,
+
+    // Constants from crew_core.
+    k_id: Constant<Bits<32>>,
+    k_version: Constant<Bits<32>>,
+    k_caps: Constant<Bits<32>>,
+    k_wmem: Constant<Bits<32>>,
+    k_ibuf: Constant<Bits<32>>,
+    k_obuf: Constant<Bits<32>>,
+    k_level_mask: Constant<Bits<32>>,
+    k_start: Constant<Bits<32>>,
+    k_soft_reset: Constant<Bits<32>>,
+    k_crc_start: Constant<Bits<32>>,
+    k_irq_en: Constant<Bits<32>>,
+    k_weight_window: Constant<Bits<32>>,
+    k_output_window: Constant<Bits<32>>,
+    k_input_window: Constant<Bits<32>>,
+    k_code_lsb: Constant<Bits<32>>,
+    k_busy: Constant<Bits<32>>,
+    k_done: Constant<Bits<32>>,
+    k_error: Constant<Bits<32>>,
+    k_e_dims: Constant<Bits<8>>,
+    k_e_layer: Constant<Bits<8>>,
+    k_e_busy: Constant<Bits<8>>,
+    k_e_crc: Constant<Bits<8>>,
+    k_crc_poly: Constant<Bits<32>>,
+    k_ones: Constant<Bits<32>>,
+    k_start_cycles: Constant<Bits<64>>,
+    k_dense: Constant<bool>,
+    k_r_id: Constant<Bits<32>>,
+    k_r_version: Constant<Bits<32>>,
+    k_r_caps: Constant<Bits<32>>,
+    k_r_wmem: Constant<Bits<32>>,
+    k_r_ibuf: Constant<Bits<32>>,
+    k_r_obuf: Constant<Bits<32>>,
+    k_r_ctrl: Constant<Bits<32>>,
+    k_r_status: Constant<Bits<32>>,
+    k_r_nout: Constant<Bits<32>>,
+    k_r_nin: Constant<Bits<32>>,
+    k_r_base: Constant<Bits<32>>,
+    k_r_crcb: Constant<Bits<32>>,
+    k_r_crcl: Constant<Bits<32>>,
+    k_r_crcv: Constant<Bits<32>>,
+    k_r_cyclo: Constant<Bits<32>>,
+    k_r_cychi: Constant<Bits<32>>,
+    k_r_mul: Constant<Bits<32>>,
+    k_r_add: Constant<Bits<32>>,
+    k_r_scr: Constant<Bits<32>>,
+}
+
+fn k32(v: u32) -> Constant<Bits<32>> {
+    Constant::new(v.to_bits())
+}
+fn k8(v: u8) -> Constant<Bits<8>> {
+    Constant::new((v as u32).to_bits())
+}
+
+impl<const WA: usize, const IA: usize, const OA: usize> Shell<WA, IA, OA> {
+    /// A shell for `cfg`; panics if the const widths do not match the config's sizes.
+    pub fn new(cfg: &DeviceConfig) -> Self {
+        assert_eq!(1usize << WA, cfg.wmem_words as usize, "WA");
+        assert_eq!(1usize << IA, cfg.ibuf_depth.div_ceil(4) as usize, "IA");
+        assert_eq!(1usize << OA, cfg.obuf_depth as usize, "OA");
+        Shell {
+            clock: Default::default(),
+            addr: Default::default(),
+            wdata: Default::default(),
+            we: Default::default(),
+            valid: Default::default(),
+            rdata: Default::default(),
+            ready: Default::default(),
+            irq: Default::default(),
+            run_go: Default::default(),
+            run_done: Default::default(),
+            run_err: Default::default(),
+            run_code: Default::default(),
+            wmem: Default::default(),
+            ibuf: Default::default(),
+            obuf: Default::default(),
+            ack: Default::default(),
+            rsel: Default::default(),
+            rreg: Default::default(),
+            r_ctrl: Default::default(),
+            r_nout: Default::default(),
+            r_nin: Default::default(),
+            r_base: Default::default(),
+            r_crcb: Default::default(),
+            r_crcl: Default::default(),
+            r_crcv: Default::default(),
+            r_cyc: Default::default(),
+            r_mul: Default::default(),
+            r_add: Default::default(),
+            r_scr: Default::default(),
+            busy: Default::default(),
+            done: Default::default(),
+            err: Default::default(),
+            code: Default::default(),
+            st: Default::default(),
+            crc_addr: Default::default(),
+            crc_left: Default::default(),
+            crc_word: Default::default(),
+            crc_bit: Default::default(),
+            limit_sum: Default::default(),
+            word: Default::default(),
+            is_w: Default::default(),
+            is_i: Default::default(),
+            is_o: Default::default(),
+            acc_go: Default::default(),
+            wr: Default::default(),
+            crc_fb: Default::default(),
+            s_busy: Default::default(),
+            s_done: Default::default(),
+            s_err: Default::default(),
+            k_id: k32(regs::ID_MAGIC),
+            k_version: k32(regs::VERSION),
+            k_caps: k32(regs::caps_value(cfg)),
+            k_wmem: k32(cfg.wmem_words),
+            k_ibuf: k32(cfg.ibuf_depth),
+            k_obuf: k32(cfg.obuf_depth),
+            k_level_mask: k32(ctrl::LEVEL_MASK),
+            k_start: k32(ctrl::START),
+            k_soft_reset: k32(ctrl::SOFT_RESET),
+            k_crc_start: k32(ctrl::CRC_START),
+            k_irq_en: k32(ctrl::IRQ_EN),
+            k_weight_window: k32(regs::WEIGHT_WINDOW),
+            k_output_window: k32(regs::OUTPUT_WINDOW),
+            k_input_window: k32(regs::INPUT_WINDOW),
+            k_code_lsb: k32(status::CODE_LSB),
+            k_busy: k32(status::BUSY),
+            k_done: k32(status::DONE),
+            k_error: k32(status::ERROR),
+            k_e_dims: k8(ErrorCode::BadDimensions as u8),
+            k_e_layer: k8(ErrorCode::LayerOutOfRange as u8),
+            k_e_busy: k8(ErrorCode::StartWhileBusy as u8),
+            k_e_crc: k8(ErrorCode::CrcOutOfRange as u8),
+            k_crc_poly: k32(0xEDB8_8320),
+            k_ones: k32(u32::MAX),
+            k_start_cycles: Constant::new((cycles::START_CYCLES).to_bits()),
+            k_dense: Constant::new(cfg.kind == crew_core::config::CoreKind::Dense),
+            k_r_id: k32(regs::ID),
+            k_r_version: k32(regs::VERSION_REG),
+            k_r_caps: k32(regs::CAPS),
+            k_r_wmem: k32(regs::WMEM_WORDS),
+            k_r_ibuf: k32(regs::IBUF_DEPTH),
+            k_r_obuf: k32(regs::OBUF_DEPTH),
+            k_r_ctrl: k32(regs::CTRL),
+            k_r_status: k32(regs::STATUS),
+            k_r_nout: k32(regs::N_OUT),
+            k_r_nin: k32(regs::N_IN),
+            k_r_base: k32(regs::LAYER_BASE),
+            k_r_crcb: k32(regs::CRC_BASE),
+            k_r_crcl: k32(regs::CRC_LEN),
+            k_r_crcv: k32(regs::CRC_VALUE),
+            k_r_cyclo: k32(regs::CYCLES_LO),
+            k_r_cychi: k32(regs::CYCLES_HI),
+            k_r_mul: k32(regs::MULT_COUNT),
+            k_r_add: k32(regs::ADD_COUNT),
+            k_r_scr: k32(regs::SCRATCH),
+        }
+    }
+}
+
+impl<const WA: usize, const IA: usize, const OA: usize> Logic for Shell<WA, IA, OA> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self, clock, ack, rsel, rreg, r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc, r_mul, r_add,
+            r_scr, busy, done, err, code, st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
+        );
+        self.wmem.read_clock.next = self.clock.val();
+        self.wmem.write_clock.next = self.clock.val();
+        self.ibuf.read_clock.next = self.clock.val();
+        self.ibuf.write_clock.next = self.clock.val();
+        self.obuf.read_clock.next = self.clock.val();
+        self.obuf.write_clock.next = self.clock.val();
+        // Address decode.
+        self.is_w.next = self.addr.val() >= self.k_weight_window.val();
+        self.is_o.next = !self.is_w.val() && (self.addr.val() >= self.k_output_window.val());
+        self.is_i.next = !self.is_w.val() && !self.is_o.val() && (self.addr.val() >= self.k_input_window.val());
+        self.word.next = self.addr.val() >> 2;
+        if self.is_w.val() {
+            self.word.next = (self.addr.val() - self.k_weight_window.val()) >> 2;
+        }
+        if self.is_o.val() {
+            self.word.next = (self.addr.val() - self.k_output_window.val()) >> 2;
+        }
+        if self.is_i.val() {
+            self.word.next = (self.addr.val() - self.k_input_window.val()) >> 2;
+        }
+        self.acc_go.next = self.valid.val() && !self.ack.q.val();
+        self.wr.next = self.acc_go.val() && self.we.val();
+        self.ack.d.next = self.acc_go.val();
+        self.ready.next = self.ack.q.val();
+
+        // Memory ports: the bus owns them when idle; the CRC engine reads weight memory.
+        self.wmem.read_address.next = bit_cast::<WA, 32>(self.word.val());
+        self.wmem.write_address.next = bit_cast::<WA, 32>(self.word.val());
+        self.wmem.write_data.next = self.wdata.val();
+        self.wmem.write_enable.next = self.wr.val() && self.is_w.val() && !self.busy.q.val();
+        self.ibuf.read_address.next = bit_cast::<IA, 32>(self.word.val());
+        self.ibuf.write_address.next = bit_cast::<IA, 32>(self.word.val());
+        self.ibuf.write_data.next = self.wdata.val();
+        self.ibuf.write_enable.next = self.wr.val() && self.is_i.val() && !self.busy.q.val();
+        self.obuf.read_address.next = bit_cast::<OA, 32>(self.word.val());
+        self.obuf.write_address.next = bit_cast::<OA, 32>(self.word.val());
+        self.obuf.write_data.next = self.wdata.val();
+        self.obuf.write_enable.next = self.wr.val() && self.is_o.val() && !self.busy.q.val();
+        if self.busy.q.val() {
+            self.wmem.read_address.next = bit_cast::<WA, 32>(self.crc_addr.q.val());
+        }
+
+        // Read path: register value latched now, memory data next cycle.
+        self.rsel.d.next = 0.into();
+        if self.is_w.val() {
+            self.rsel.d.next = 1.into();
+        }
+        if self.is_i.val() {
+            self.rsel.d.next = 2.into();
+        }
+        if self.is_o.val() {
+            self.rsel.d.next = 3.into();
+        }
+        self.rreg.d.next = 0.into();
+        if self.addr.val() == self.k_r_id.val() {
+            self.rreg.d.next = self.k_id.val();
+        }
+        if self.addr.val() == self.k_r_version.val() {
+            self.rreg.d.next = self.k_version.val();
+        }
+        if self.addr.val() == self.k_r_caps.val() {
+            self.rreg.d.next = self.k_caps.val();
+        }
+        if self.addr.val() == self.k_r_wmem.val() {
+            self.rreg.d.next = self.k_wmem.val();
+        }
+        if self.addr.val() == self.k_r_ibuf.val() {
+            self.rreg.d.next = self.k_ibuf.val();
+        }
+        if self.addr.val() == self.k_r_obuf.val() {
+            self.rreg.d.next = self.k_obuf.val();
+        }
+        if self.addr.val() == self.k_r_ctrl.val() {
+            self.rreg.d.next = self.r_ctrl.q.val();
+        }
+        self.s_busy.next = 0.into();
+        if self.busy.q.val() {
+            self.s_busy.next = self.k_busy.val();
+        }
+        self.s_done.next = 0.into();
+        if self.done.q.val() {
+            self.s_done.next = self.k_done.val();
+        }
+        self.s_err.next = 0.into();
+        if self.err.q.val() {
+            self.s_err.next = self.k_error.val();
+        }
+        if self.addr.val() == self.k_r_status.val() {
+            self.rreg.d.next = (bit_cast::<32, 8>(self.code.q.val()) << self.k_code_lsb.val())
+                | self.s_busy.val()
+                | self.s_done.val()
+                | self.s_err.val();
+        }
+        if self.addr.val() == self.k_r_nout.val() {
+            self.rreg.d.next = self.r_nout.q.val();
+        }
+        if self.addr.val() == self.k_r_nin.val() {
+            self.rreg.d.next = self.r_nin.q.val();
+        }
+        if self.addr.val() == self.k_r_base.val() {
+            self.rreg.d.next = self.r_base.q.val();
+        }
+        if self.addr.val() == self.k_r_crcb.val() {
+            self.rreg.d.next = self.r_crcb.q.val();
+        }
+        if self.addr.val() == self.k_r_crcl.val() {
+            self.rreg.d.next = self.r_crcl.q.val();
+        }
+        if self.addr.val() == self.k_r_crcv.val() {
+            self.rreg.d.next = self.r_crcv.q.val();
+        }
+        if self.addr.val() == self.k_r_cyclo.val() {
+            self.rreg.d.next = self.r_cyc.q.val().get_bits::<32>(0);
+        }
+        if self.addr.val() == self.k_r_cychi.val() {
+            self.rreg.d.next = self.r_cyc.q.val().get_bits::<32>(32);
+        }
+        if self.addr.val() == self.k_r_mul.val() {
+            self.rreg.d.next = self.r_mul.q.val();
+        }
+        if self.addr.val() == self.k_r_add.val() {
+            self.rreg.d.next = self.r_add.q.val();
+        }
+        if self.addr.val() == self.k_r_scr.val() {
+            self.rreg.d.next = self.r_scr.q.val();
+        }
+        self.rdata.next = self.rreg.q.val();
+        if self.rsel.q.val() == 1 {
+            self.rdata.next = self.wmem.read_data.val();
+        }
+        if self.rsel.q.val() == 2 {
+            self.rdata.next = self.ibuf.read_data.val();
+        }
+        if self.rsel.q.val() == 3 {
+            self.rdata.next = self.obuf.read_data.val();
+        }
+        self.irq.next = (self.done.q.val() || self.err.q.val()) && (self.r_ctrl.q.val() & self.k_irq_en.val()).any();
+
+        // Register writes.
+        self.crc_fb.next = self.crc_word.q.val().get_bit(0) ^ self.r_crcv.q.val().get_bit(0);
+        if self.wr.val() && !self.is_w.val() && !self.is_i.val() && !self.is_o.val() {
+            if self.addr.val() == self.k_r_nout.val() {
+                self.r_nout.d.next = self.wdata.val();
+            }
+            if self.addr.val() == self.k_r_nin.val() {
+                self.r_nin.d.next = self.wdata.val();
+            }
+            if self.addr.val() == self.k_r_base.val() {
+                self.r_base.d.next = self.wdata.val();
+            }
+            if self.addr.val() == self.k_r_crcb.val() {
+                self.r_crcb.d.next = self.wdata.val();
+            }
+            if self.addr.val() == self.k_r_crcl.val() {
+                self.r_crcl.d.next = self.wdata.val();
+            }
+            if self.addr.val() == self.k_r_scr.val() {
+                self.r_scr.d.next = self.wdata.val();
+            }
+        }
+
+        // Engines.
+        self.run_go.next = false;
+        match self.st.q.val().index() {
+            // Run: dimension check, then the layer-range check (START_CYCLES = 2).
+            1 => {
+                self.r_cyc.d.next = self.r_cyc.q.val() + 1;
+                self.limit_sum.d.next =
+                    bit_cast::<33, 32>(self.r_base.q.val()) + bit_cast::<33, 32>(self.r_nin.q.val() << 1);
+                if self.k_dense.val() {
+                    self.limit_sum.d.next = bit_cast::<33, 32>(self.r_base.q.val())
+                        + bit_cast::<33, 32>(
+                            bit_cast::<16, 32>(self.r_nin.q.val()) * bit_cast::<16, 32>((self.r_nout.q.val() + 3) >> 2),
+                        );
+                }
+                if self.r_nout.q.val() == 0
+                    || self.r_nin.q.val() == 0
+                    || self.r_nout.q.val() > self.k_obuf.val()
+                    || self.r_nin.q.val() > self.k_ibuf.val()
+                {
+                    self.err.d.next = true;
+                    self.code.d.next = self.k_e_dims.val();
+                    self.busy.d.next = false;
+                    self.st.d.next = 0.into();
+                } else {
+                    self.st.d.next = 2.into();
+                }
+            }
+            2 => {
+                self.r_cyc.d.next = self.r_cyc.q.val() + 1;
+                if self.limit_sum.q.val() > bit_cast::<33, 32>(self.k_wmem.val()) {
+                    self.err.d.next = true;
+                    self.code.d.next = self.k_e_layer.val();
+                    self.busy.d.next = false;
+                    self.st.d.next = 0.into();
+                } else {
+                    self.run_go.next = true;
+                    self.st.d.next = 3.into();
+                }
+            }
+            // The datapath runs; CYCLES counts until it reports done or an error.
+            3 => {
+                self.r_cyc.d.next = self.r_cyc.q.val() + 1;
+                if self.run_err.val() {
+                    self.err.d.next = true;
+                    self.code.d.next = self.run_code.val();
+                    self.busy.d.next = false;
+                    self.st.d.next = 0.into();
+                } else if self.run_done.val() {
+                    self.done.d.next = true;
+                    self.busy.d.next = false;
+                    self.st.d.next = 0.into();
+                }
+            }
+            // CRC: state 8 issues a read, 9 waits for the data, 10 shifts 32 bits.
+            8 => {
+                if self.crc_left.q.val() == 0 {
+                    self.r_crcv.d.next = !self.r_crcv.q.val();
+                    self.busy.d.next = false;
+                    self.done.d.next = true;
+                    self.st.d.next = 0.into();
+                } else {
+                    self.st.d.next = 9.into();
+                }
+            }
+            9 => {
+                self.crc_word.d.next = self.wmem.read_data.val();
+                self.crc_bit.d.next = 0.into();
+                self.crc_addr.d.next = self.crc_addr.q.val() + 1;
+                self.crc_left.d.next = self.crc_left.q.val() - 1;
+                self.st.d.next = 10.into();
+            }
+            10 => {
+                self.crc_word.d.next = self.crc_word.q.val() >> 1;
+                self.r_crcv.d.next = self.r_crcv.q.val() >> 1;
+                if self.crc_fb.val() {
+                    self.r_crcv.d.next = (self.r_crcv.q.val() >> 1) ^ self.k_crc_poly.val();
+                }
+                self.crc_bit.d.next = self.crc_bit.q.val() + 1;
+                if self.crc_bit.q.val() == 31 {
+                    self.st.d.next = 8.into();
+                }
+            }
+            _ => {}
+        }
+
+        // CTRL writes (after the engines, so that SOFT_RESET wins).
+        if self.wr.val() && (self.addr.val() == self.k_r_ctrl.val()) {
+            self.r_ctrl.d.next = self.wdata.val() & self.k_level_mask.val();
+            if (self.wdata.val() & (self.k_start.val() | self.k_crc_start.val())).any() {
+                if self.busy.q.val() {
+                    self.err.d.next = true;
+                    self.code.d.next = self.k_e_busy.val();
+                } else {
+                    self.done.d.next = false;
+                    self.err.d.next = false;
+                    self.code.d.next = 0.into();
+                    if (self.wdata.val() & self.k_start.val()).any() {
+                        self.busy.d.next = true;
+                        self.r_cyc.d.next = 0.into();
+                        self.r_mul.d.next = 0.into();
+                        self.r_add.d.next = 0.into();
+                        self.st.d.next = 1.into();
+                    } else {
+                        self.crc_addr.d.next = self.r_crcb.q.val();
+                        self.crc_left.d.next = self.r_crcl.q.val();
+                        self.r_crcv.d.next = self.k_ones.val();
+                        if (self.r_crcb.q.val() > self.k_wmem.val())
+                            || (self.r_crcl.q.val() > (self.k_wmem.val() - self.r_crcb.q.val()))
+                        {
+                            self.err.d.next = true;
+                            self.code.d.next = self.k_e_crc.val();
+                        } else {
+                            self.busy.d.next = true;
+                            self.st.d.next = 8.into();
+                        }
+                    }
+                }
+            }
+            if (self.wdata.val() & self.k_soft_reset.val()).any() {
+                self.busy.d.next = false;
+                self.done.d.next = false;
+                self.err.d.next = false;
+                self.code.d.next = 0.into();
+                self.r_cyc.d.next = 0.into();
+                self.r_mul.d.next = 0.into();
+                self.r_add.d.next = 0.into();
+                self.st.d.next = 0.into();
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! RTL simulation tests of the bus shell: registers, windows, CRC-32, error codes, CYCLES.
+
+use crew_core::cycles::START_CYCLES;
+use crew_core::regs::{self, ctrl, status, ErrorCode};
+use crew_hw::sim::SimBus;
+use crew_hw::{TestShell, TestSim, TEST_CONFIG};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_hdl::prelude::*;
+
+fn status_of(s: &mut TestSim) -> u32 {
+    s.read(regs::STATUS)
+}
+
+fn wait_idle(s: &mut TestSim, limit: u64) {
+    for _ in 0..limit {
+        if status_of(s) & status::BUSY == 0 {
+            return;
+        }
+    }
+    panic!("still busy after {limit} polls");
+}
+
+fn code(st: u32) -> u32 {
+    (st & status::CODE_MASK) >> status::CODE_LSB
+}
+
+#[test]
+fn identity_registers_come_from_crew_core() {
+    let mut s = TestSim::new(&TEST_CONFIG);
+    assert_eq!(s.read(regs::ID), regs::ID_MAGIC);
+    assert_eq!(s.read(regs::VERSION_REG), regs::VERSION);
+    assert_eq!(s.read(regs::CAPS), regs::caps_value(&TEST_CONFIG));
+    assert_eq!(s.read(regs::WMEM_WORDS), TEST_CONFIG.wmem_words);
+    assert_eq!(s.read(regs::IBUF_DEPTH), TEST_CONFIG.ibuf_depth);
+    assert_eq!(s.read(regs::OBUF_DEPTH), TEST_CONFIG.obuf_depth);
+    assert_eq!(s.read(regs::STATUS), 0);
+}
+
+#[test]
+fn read_write_registers_and_ctrl_levels() {
+    let mut s = TestSim::new(&TEST_CONFIG);
+    for (i, r) in [regs::N_OUT, regs::N_IN, regs::LAYER_BASE, regs::CRC_BASE, regs::CRC_LEN, regs::SCRATCH]
+        .into_iter()
+        .enumerate()
+    {
+        let v = 0x1234_5678u32.rotate_left(4 * i as u32) ^ r;
+        s.write(r, v);
+        assert_eq!(s.read(r), v, "register {r:#x}");
+    }
+    s.write(regs::CTRL, ctrl::IRQ_EN | ctrl::ACCUMULATE | 0xffff_0000);
+    assert_eq!(s.read(regs::CTRL), ctrl::IRQ_EN | ctrl::ACCUMULATE, "only the level bits read back");
+    // Read-only registers ignore writes.
+    s.write(regs::ID, 0);
+    assert_eq!(s.read(regs::ID), regs::ID_MAGIC);
+}
+
+#[test]
+fn memory_windows_round_trip() {
+    let mut s = TestSim::new(&TEST_CONFIG);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut expect = vec![];
+    for _ in 0..40 {
+        let (base, depth) = match rng.gen_range(0..3) {
+            0 => (regs::WEIGHT_WINDOW, TEST_CONFIG.wmem_words),
+            1 => (regs::INPUT_WINDOW, TEST_CONFIG.ibuf_depth / 4),
+            _ => (regs::OUTPUT_WINDOW, TEST_CONFIG.obuf_depth),
+        };
+        let addr = base + 4 * rng.gen_range(0..depth);
+        let v: u32 = rng.gen();
+        s.write(addr, v);
+        expect.retain(|&(a, _)| a != addr);
+        expect.push((addr, v));
+    }
+    for (a, v) in expect {
+        assert_eq!(s.read(a), v, "window word {a:#x}");
+    }
+}
+
+#[test]
+fn crc32_matches_zlib_and_range_is_checked() {
+    let mut s = TestSim::new(&TEST_CONFIG);
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let words: Vec<u32> = (0..9).map(|_| rng.gen()).collect();
+    let base = TEST_CONFIG.wmem_words - words.len() as u32;
+    for (k, &w) in words.iter().enumerate() {
+        s.write(regs::WEIGHT_WINDOW + 4 * (base + k as u32), w);
+    }
+    for (b, n) in [(base, words.len()), (base + 3, 4), (base, 0)] {
+        s.write(regs::CRC_BASE, b);
+        s.write(regs::CRC_LEN, n as u32);
+        s.write(regs::CTRL, ctrl::CRC_START);
+        wait_idle(&mut s, 200);
+        assert_eq!(status_of(&mut s), status::DONE);
+        let k = (b - base) as usize;
+        let bytes: Vec<u8> = words[k..k + n].iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert_eq!(s.read(regs::CRC_VALUE), crc32fast::hash(&bytes), "range {b}+{n}");
+    }
+    s.write(regs::CRC_BASE, base);
+    s.write(regs::CRC_LEN, words.len() as u32 + 1);
+    s.write(regs::CTRL, ctrl::CRC_START);
+    let st = status_of(&mut s);
+    assert_eq!(st & (status::ERROR | status::BUSY), status::ERROR);
+    assert_eq!(code(st), ErrorCode::CrcOutOfRange as u32);
+}
+
+/// START with these dimensions and base must fail with `err` after exactly START_CYCLES cycles.
+fn start_fails(n_out: u32, n_in: u32, base: u32, err: ErrorCode, cycles: u64) {
+    let mut s = TestSim::new(&TEST_CONFIG);
+    s.write(regs::N_OUT, n_out);
+    s.write(regs::N_IN, n_in);
+    s.write(regs::LAYER_BASE, base);
+    s.write(regs::CTRL, ctrl::START);
+    wait_idle(&mut s, 10);
+    let st = status_of(&mut s);
+    assert_eq!(st & (status::ERROR | status::DONE | status::BUSY), status::ERROR, "{n_out}x{n_in}@{base}");
+    assert_eq!(code(st), err as u32, "{n_out}x{n_in}@{base}");
+    assert_eq!(s.read(regs::CYCLES_LO) as u64, cycles);
+    assert_eq!(s.read(regs::CYCLES_HI), 0);
+}
+
+#[test]
+fn start_checks_dimensions_and_layer_range() {
+    let c = TEST_CONFIG;
+    start_fails(0, 4, 0, ErrorCode::BadDimensions, 1);
+    start_fails(4, 0, 0, ErrorCode::BadDimensions, 1);
+    start_fails(c.obuf_depth + 1, 4, 0, ErrorCode::BadDimensions, 1);
+    start_fails(4, c.ibuf_depth + 1, 0, ErrorCode::BadDimensions, 1);
+    // Descriptors (2 words per input) run past the end of weight memory.
+    start_fails(4, 8, c.wmem_words - 15, ErrorCode::LayerOutOfRange, START_CYCLES);
+}
+
+#[test]
+fn run_hand_off_counts_cycles_and_rejects_start_while_busy() {
+    let mut s = TestSim::new(&TEST_CONFIG);
+    s.write(regs::N_OUT, 4);
+    s.write(regs::N_IN, 8);
+    s.write(regs::LAYER_BASE, TEST_CONFIG.wmem_words - 16);
+    s.write(regs::CTRL, ctrl::START | ctrl::IRQ_EN);
+    assert_eq!(status_of(&mut s) & status::BUSY, status::BUSY, "waits for the datapath");
+    s.write(regs::CTRL, ctrl::START | ctrl::IRQ_EN);
+    let st = status_of(&mut s);
+    assert_eq!(st & (status::BUSY | status::ERROR), status::BUSY | status::ERROR);
+    assert_eq!(code(st), ErrorCode::StartWhileBusy as u32);
+    assert!(!s.uut.irq.val() || st & status::ERROR != 0);
+    s.write(regs::CTRL, ctrl::SOFT_RESET);
+    assert_eq!(status_of(&mut s), 0);
+    assert_eq!(s.read(regs::CYCLES_LO), 0);
+    // run_go pulses in the last START cycle; a datapath that raises run_done in its k-th cycle
+    // (k = 5 here) gives CYCLES = START_CYCLES + k.
+    s.write(regs::CTRL, ctrl::START | ctrl::IRQ_EN);
+    let mut since_go = None;
+    for _ in 0..50 {
+        if s.uut.run_go.val() {
+            since_go = Some(0u64);
+        }
+        s.step();
+        since_go = since_go.map(|k| k + 1);
+        if since_go == Some(5) {
+            s.uut.run_done.next = true;
+            s.step();
+            s.uut.run_done.next = false;
+            break;
+        }
+    }
+    assert_eq!(since_go, Some(5), "run_go never pulsed");
+    assert_eq!(status_of(&mut s), status::DONE);
+    assert!(s.uut.irq.val());
+    assert_eq!(s.read(regs::CYCLES_LO) as u64, START_CYCLES + 5);
+}
+
+/// The same checks through rust-hdl's threaded `Simulation`; a failure writes a VCD.
+#[test]
+fn testbench_scratch_and_id_with_vcd() {
+    let mut sim = Simulation::new();
+    sim.add_clock(5, |x: &mut Box<TestShell>| x.clock.next = !x.clock.val());
+    sim.add_testbench(move |mut sim: Sim<TestShell>| {
+        let mut x = sim.init()?;
+        for (addr, data, we) in [(regs::SCRATCH, 0xdead_beefu32, true), (regs::SCRATCH, 0, false), (regs::ID, 0, false)]
+        {
+            wait_clock_true!(sim, clock, x);
+            x.addr.next = addr.to_bits();
+            x.wdata.next = data.to_bits();
+            x.we.next = we;
+            x.valid.next = true;
+            x = sim.watch(|x| x.ready.val(), x)?;
+            if !we {
+                let expect = if addr == regs::ID { regs::ID_MAGIC } else { 0xdead_beef };
+                sim_assert_eq!(sim, x.rdata.val(), expect.to_bits::<32>(), x);
+            }
+            wait_clock_cycle!(sim, clock, x);
+            x.valid.next = false;
+            wait_clock_cycle!(sim, clock, x);
+        }
+        sim.done(x)
+    });
+    let mut uut = TestShell::new(&TEST_CONFIG);
+    uut.connect_all();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/vcd");
+    std::fs::create_dir_all(dir).unwrap();
+    let path = format!("{dir}/testbench_scratch_and_id.vcd");
+    let res = sim.run_to_file(Box::new(uut), 10_000, &path);
+    if res.is_ok() {
+        let _ = std::fs::remove_file(&path);
+    }
+    res.unwrap();
+}

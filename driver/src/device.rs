@@ -6,6 +6,8 @@
 //! | scheme | backend |
 //! |---|---|
 //! | `emu[:key=value,...]` | the in-process emulator ([`crate::emu`]); keys `config` (a preset, applied first), `kind` (`crew` / `dense`), `lanes`, `groups`, `mults`, `wmem`, `ibuf`, `obuf` |
+//! | `pcie:dddd:bb:dd.f[,bar=N]` | a PCIe BAR mapped from sysfs ([`crate::pcie`], `docs/pcie.md`) |
+//! | `xdma:/dev/xdma0[,channel=N]` | Xilinx XDMA character devices ([`crate::xdma`]) |
 
 use crate::accel::{Accelerator, OpenOptions};
 use crate::emu::{EmuTransport, MAX_IBUF_DEPTH, MAX_OBUF_DEPTH, MAX_WMEM_WORDS};
@@ -52,10 +54,26 @@ pub fn erase<T: Transport + Send + 'static>(transport: T) -> BoxedTransport {
 }
 
 /// The schemes [`open`] knows, with a one-line description each.
-pub const SCHEMES: &[(&str, &str)] = &[(
-    "emu",
-    "in-process emulator: emu[:config=ecp5-25f|ecp5-85f,kind=crew|dense,lanes=N,groups=N,mults=N,wmem=N,ibuf=N,obuf=N]",
-)];
+pub const SCHEMES: &[(&str, &str)] = &[
+    (
+        "emu",
+        "in-process emulator: emu[:config=ecp5-25f|ecp5-85f,kind=crew|dense,lanes=N,groups=N,mults=N,wmem=N,ibuf=N,obuf=N]",
+    ),
+    ("pcie", "PCIe BAR mapped from sysfs (root: $CREW_SYSFS_ROOT or /sys): pcie:0000:01:00.0[,bar=N]"),
+    ("xdma", "Xilinx XDMA character devices: xdma:/dev/xdma0[,channel=N]"),
+];
+
+/// A backend that could not open its device: the reason with its whole chain of causes.
+fn open_failed(device: &str, target: &str, e: &dyn std::error::Error) -> DriverError {
+    let mut reason = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        reason.push_str(": ");
+        reason.push_str(&c.to_string());
+        cause = c.source();
+    }
+    DriverError::BadOption { device: device.to_string(), option: target.to_string(), reason }
+}
 
 fn known_schemes() -> String {
     SCHEMES.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(", ")
@@ -66,9 +84,8 @@ pub fn open(device: &str, opts: &OpenOptions) -> Result<Accelerator<BoxedTranspo
     let (scheme, rest) = device.split_once(':').unwrap_or((device, ""));
     let transport: BoxedTransport = match scheme {
         "emu" => erase(EmuTransport::new(emu_config(device, rest)?)),
-        // Further backends plug in here, e.g.
-        // "pcie" => erase(crate::pcie::PcieTransport::open(rest)?),
-        // "xdma" => erase(crate::xdma::XdmaTransport::open(rest)?),
+        "pcie" => erase(crate::pcie::open_pcie(rest).map_err(|e| open_failed(device, rest, &e))?),
+        "xdma" => erase(crate::xdma::open_xdma(rest).map_err(|e| open_failed(device, rest, &e))?),
         _ => {
             return Err(DriverError::UnknownScheme {
                 device: device.to_string(),

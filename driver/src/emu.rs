@@ -73,7 +73,7 @@ pub enum Fault {
 }
 
 /// Reused buffers of the datapath.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Work {
     acts: Vec<i8>,
     sums: Vec<i32>,
@@ -81,7 +81,6 @@ struct Work {
 }
 
 /// The emulated device.
-#[derive(Debug)]
 pub struct EmuDevice {
     cfg: DeviceConfig,
     wmem: Vec<u32>,
@@ -105,6 +104,24 @@ pub struct EmuDevice {
     stuck_bits: Vec<(u32, u32)>,
     runs: u64,
     work: Work,
+}
+
+impl std::fmt::Debug for EmuDevice {
+    /// The configuration and registers; not the memories.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmuDevice")
+            .field("cfg", &self.cfg)
+            .field("ctrl", &self.ctrl)
+            .field("status", &self.status)
+            .field("n_out", &self.n_out)
+            .field("n_in", &self.n_in)
+            .field("layer_base", &self.layer_base)
+            .field("cycles", &self.cycles)
+            .field("stuck_busy", &self.stuck_busy)
+            .field("pending_error", &self.pending_error)
+            .field("stuck_bits", &self.stuck_bits)
+            .finish_non_exhaustive()
+    }
 }
 
 fn clamp_field(v: u32, width: u32) -> u32 {

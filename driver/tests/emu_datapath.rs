@@ -328,3 +328,21 @@ fn worked_examples_of_the_docs() {
     assert_eq!(run(&mut dev, &e.memory_image(), 0, 10, &[1, 2, 3], 0), status::DONE);
     assert_eq!(counters(&mut dev), (22, 11, 30));
 }
+
+/// The edge shapes, on every kind and a few lane counts, deterministically: one output, one
+/// input, fewer outputs than lanes, outputs one past a multiple of the lanes.
+#[test]
+fn edge_shapes() {
+    for kind in [CoreKind::Crew, CoreKind::Dense] {
+        for (lanes, groups) in [(1, 1), (8, 2), (16, 4), (7, 3)] {
+            let c = cfg(kind, lanes, groups, 3);
+            let l = lanes as usize;
+            for (n_out, n_in) in [(1, 1), (1, 9), (l.max(2) - 1, 1), (l + 1, 5), (3 * l + 1, 2), (l, 1), (257, 1)] {
+                for seed in 0..4 {
+                    let layer = random_layer("e", n_out, n_in, seed);
+                    check(c, &layer, seed, seed as u32 * 5).unwrap();
+                }
+            }
+        }
+    }
+}

@@ -96,6 +96,14 @@ fn streamed_model_runs_bit_exact_through_xdma() {
     let m = model(vec![layer("big", 300, 400, 7), layer("small", 20, 30, 8)]);
     assert!(!acc.load(&m).unwrap().resident);
     check_model(&mut acc, &m, 900);
+    drop(acc);
+    // The device-string parser of the crate opens the same nodes.
+    let mut acc = crew_driver::open(&format!("xdma:{},channel=0", base.display()), &OpenOptions::default()).unwrap();
+    acc.load(&m).unwrap();
+    let x = input(30, 5);
+    assert_eq!(acc.run_layer(1, &x).unwrap().outputs, gemv_crew(&m.layers[1], &x));
+    let e = crew_driver::open("xdma:/nonexistent/xdma9", &OpenOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("xdma9_user") && e.contains("does not exist"), "{e}");
 }
 
 /// Three separate files: each access must land in the node it belongs to.

@@ -252,7 +252,9 @@ fn permission_denied_says_how_to_grant_access() {
         .env("CREW_PERMISSION_CHILD_BASE", &base)
         .output();
     match out {
-        Ok(out) if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed") => {}
+        Ok(out) if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed") => {
+            println!("checked in an unprivileged child process");
+        }
         Ok(out) if String::from_utf8_lossy(&out.stdout).contains("permission_child") => {
             panic!("unprivileged child failed:\n{}", String::from_utf8_lossy(&out.stdout))
         }

@@ -63,16 +63,9 @@ pub const SCHEMES: &[(&str, &str)] = &[
     ("xdma", "Xilinx XDMA character devices: xdma:/dev/xdma0[,channel=N]"),
 ];
 
-/// A backend that could not open its device: the reason with its whole chain of causes.
-fn open_failed(device: &str, target: &str, e: &dyn std::error::Error) -> DriverError {
-    let mut reason = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        reason.push_str(": ");
-        reason.push_str(&c.to_string());
-        cause = c.source();
-    }
-    DriverError::BadOption { device: device.to_string(), option: target.to_string(), reason }
+/// A backend that could not open its device, with the backend's error as the source.
+fn open_failed<E: std::error::Error + Send + Sync + 'static>(device: &str) -> impl FnOnce(E) -> DriverError + '_ {
+    move |e| DriverError::Open { device: device.to_string(), source: BoxedError::new(e) }
 }
 
 fn known_schemes() -> String {
@@ -84,8 +77,8 @@ pub fn open(device: &str, opts: &OpenOptions) -> Result<Accelerator<BoxedTranspo
     let (scheme, rest) = device.split_once(':').unwrap_or((device, ""));
     let transport: BoxedTransport = match scheme {
         "emu" => erase(EmuTransport::new(emu_config(device, rest)?)),
-        "pcie" => erase(crate::pcie::open_pcie(rest).map_err(|e| open_failed(device, rest, &e))?),
-        "xdma" => erase(crate::xdma::open_xdma(rest).map_err(|e| open_failed(device, rest, &e))?),
+        "pcie" => erase(crate::pcie::open_pcie(rest).map_err(open_failed(device))?),
+        "xdma" => erase(crate::xdma::open_xdma(rest).map_err(open_failed(device))?),
         _ => {
             return Err(DriverError::UnknownScheme {
                 device: device.to_string(),

@@ -56,6 +56,14 @@ pub enum DriverError {
     #[error("device reports an unusable configuration: {field} = {found} ({reason})")]
     BadConfig { field: &'static str, found: u64, reason: &'static str },
 
+    /// The backend could not open the device (missing node, permission, BAR too small, ...).
+    #[error("cannot open device `{device}`")]
+    Open {
+        device: String,
+        #[source]
+        source: BoxedError,
+    },
+
     /// The device string names a backend this build does not have.
     #[error("unknown device scheme `{scheme}` in `{device}`; known schemes: {known}")]
     UnknownScheme { device: String, scheme: String, known: String },

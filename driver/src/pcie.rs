@@ -2,7 +2,7 @@
 //!
 //! `pcie:0000:01:00.0[,bar=0]` opens `<sysfs>/bus/pci/devices/0000:01:00.0/resource0` read-write
 //! and maps it with `memmap2`. Every access is one volatile, aligned 32-bit read or write through
-//! [`crate::mmio`]; no reference into the mapping is ever handed out. The sysfs root is `/sys`,
+//! the crate's `mmio` module; no reference into the mapping is ever handed out. The sysfs root is `/sys`,
 //! or the `CREW_SYSFS_ROOT` environment variable (tests lay out a fake sysfs tree in a temp dir).
 //!
 //! Writes to CTRL that carry a pulse bit (START, SOFT_RESET, CRC_START) are followed by a read
@@ -267,9 +267,8 @@ impl PcieBar {
     }
 }
 
-/// Wait until the pulse bits written to CTRL read back as 0 (bounded), reading through `read`.
+/// Wait until the pulse bits written to CTRL read back as 0 (bounded), reading through `read_ctrl`.
 pub(crate) fn wait_pulse_taken<E>(
-    pulse: u32,
     timeout: Duration,
     mut read_ctrl: impl FnMut() -> Result<u32, E>,
     timed_out: impl FnOnce() -> E,
@@ -286,7 +285,6 @@ pub(crate) fn wait_pulse_taken<E>(
             return Ok(());
         }
         if start.elapsed() > timeout {
-            let _ = pulse;
             return Err(timed_out());
         }
         spins += 1;
@@ -313,7 +311,6 @@ impl Transport for PcieBar {
             let pulse = value & CTRL_PULSES;
             let timeout = self.doorbell_timeout;
             wait_pulse_taken(
-                pulse,
                 timeout,
                 || PcieBar::read32(self, regs::CTRL),
                 || PcieError::DoorbellTimeout { pulse, timeout },
@@ -344,7 +341,7 @@ impl Transport for PcieBar {
 /// Running the BAR and XDMA backends without hardware: a memory-backed stand-in for the device
 /// (a file laid out like sysfs, or like XDMA nodes) served by an emulated device on a thread.
 ///
-/// The [`Mirror`] watches CTRL in the stand-in. When a pulse appears it sets STATUS to BUSY,
+/// The [`Mirror`](sim::Mirror) watches CTRL in the stand-in. When a pulse appears it sets STATUS to BUSY,
 /// copies the writable registers and the changed window words into the device, writes CTRL to
 /// it, copies the results (read-only registers, accumulators) back, writes the final STATUS,
 /// and last clears the pulse bits, which is what the driver's CTRL flush waits for.

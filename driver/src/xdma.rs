@@ -329,7 +329,6 @@ impl Transport for Xdma {
             let pulse = value & CTRL_PULSES;
             let timeout = self.doorbell_timeout;
             wait_pulse_taken(
-                pulse,
                 timeout,
                 || self.user_read(regs::CTRL),
                 || XdmaError::DoorbellTimeout { pulse, timeout },

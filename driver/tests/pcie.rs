@@ -2,49 +2,19 @@
 //! emulator thread maps the same file and serves it through an [`EmuDevice`]. The driver goes
 //! through its real path: sysfs lookup, enable, `open`, `mmap`, volatile 32-bit accesses.
 
+mod common;
+use common::{check_model, error_chain, layer, model, random_input as input};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crew_core::config::DeviceConfig;
-use crew_core::encode::EncodedLayer;
-use crew_core::format::Model;
-use crew_core::quant::QuantizedLayer;
 use crew_core::reference::gemv_crew;
 use crew_core::regs;
 use crew_driver::pcie::sim::{bar_size, fake_sysfs, Mirror, Server};
 use crew_driver::pcie::{open_pcie, PcieBar, PcieError, PcieSpec, SYSFS_ROOT_ENV};
 use crew_driver::{Accelerator, EmuDevice, OpenOptions, Transport};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 const BDF: &str = "0000:01:00.0";
-
-fn layer(name: &str, n_out: usize, n_in: usize, seed: u64) -> EncodedLayer {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    let q = (0..n_out * n_in)
-        .map(|k| {
-            if k % 7 == 3 {
-                0
-            } else {
-                let s: f32 = (0..4).map(|_| r.gen_range(-1.0f32..1.0)).sum();
-                (s * 14.0).round().clamp(-127.0, 127.0) as i8
-            }
-        })
-        .collect();
-    EncodedLayer::encode(&QuantizedLayer { name: name.into(), n_out, n_in, q, scales: vec![1.0], bias: None })
-}
-
-fn input(n: usize, seed: u64) -> Vec<i8> {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|_| r.gen_range(-127..=127)).collect()
-}
-
-#[allow(clippy::field_reassign_with_default)] // `Model` may grow fields
-fn model(layers: Vec<EncodedLayer>) -> Model {
-    let mut m = Model::default();
-    m.layers = layers;
-    m
-}
 
 /// A fake sysfs tree with an emulated device behind `resource0`, and the server thread.
 struct Bench {
@@ -64,16 +34,6 @@ fn serve(cfg: DeviceConfig, enabled: bool) -> Bench {
 
 fn spec() -> PcieSpec {
     PcieSpec::parse(&format!("pcie:{BDF}")).unwrap()
-}
-
-fn check_model(acc: &mut Accelerator<PcieBar>, m: &Model, seed: u64) {
-    for (li, l) in m.layers.iter().enumerate() {
-        for v in 0..2 {
-            let x = input(l.n_in, seed + 10 * li as u64 + v);
-            let run = acc.run_layer(li, &x).unwrap();
-            assert_eq!(run.outputs, gemv_crew(l, &x), "layer {li} vector {v}");
-        }
-    }
 }
 
 #[test]
@@ -140,7 +100,7 @@ fn sysfs_root_comes_from_the_environment() {
     acc.load(&m).unwrap();
     let x = input(50, 3);
     assert_eq!(acc.run_layer(0, &x).unwrap().outputs, gemv_crew(&m.layers[0], &x));
-    let e = missing.unwrap_err().to_string();
+    let e = error_chain(&missing.unwrap_err());
     assert!(e.contains("no PCIe device") && e.contains("0000:02:00.0"), "{e}");
 }
 

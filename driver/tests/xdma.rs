@@ -3,44 +3,18 @@
 //! through an [`EmuDevice`]. The driver goes through its real path: opening the nodes, `pread` /
 //! `pwrite` of single words on the user node, aligned DMA buffers on the H2C/C2H nodes.
 
+mod common;
+use common::{check_model, error_chain, layer, model, random_input as input};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crew_core::config::DeviceConfig;
-use crew_core::encode::EncodedLayer;
-use crew_core::format::Model;
-use crew_core::quant::QuantizedLayer;
 use crew_core::reference::gemv_crew;
 use crew_core::regs;
 use crew_driver::pcie::sim::{bar_size, fake_xdma, Mirror, Server};
 use crew_driver::xdma::{open_xdma, Node, Xdma, XdmaError, XdmaSpec, DEFAULT_USER_BURST_MAX};
 use crew_driver::{Accelerator, EmuDevice, OpenOptions, Transport};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-fn layer(name: &str, n_out: usize, n_in: usize, seed: u64) -> EncodedLayer {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    let q = (0..n_out * n_in)
-        .map(|_| {
-            let s: f32 = (0..4).map(|_| r.gen_range(-1.0f32..1.0)).sum();
-            (s * 14.0).round().clamp(-127.0, 127.0) as i8
-        })
-        .collect();
-    EncodedLayer::encode(&QuantizedLayer { name: name.into(), n_out, n_in, q, scales: vec![1.0], bias: None })
-}
-
-fn input(n: usize, seed: u64) -> Vec<i8> {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|_| r.gen_range(-127..=127)).collect()
-}
-
-#[allow(clippy::field_reassign_with_default)] // `Model` may grow fields
-fn model(layers: Vec<EncodedLayer>) -> Model {
-    let mut m = Model::default();
-    m.layers = layers;
-    m
-}
 
 fn node(base: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{}{suffix}", base.display()))
@@ -53,15 +27,6 @@ fn serve(cfg: DeviceConfig) -> (tempfile::TempDir, PathBuf, Server<Xdma, EmuDevi
     let view = open_xdma(base.to_str().unwrap()).unwrap();
     let mirror = Mirror::new(view, EmuDevice::new(cfg)).unwrap();
     (dir, base, Server::spawn(mirror, Duration::from_secs(120)))
-}
-
-fn check_model(acc: &mut Accelerator<Xdma>, m: &Model, seed: u64) {
-    for (li, l) in m.layers.iter().enumerate() {
-        for v in 0..2 {
-            let x = input(l.n_in, seed + 10 * li as u64 + v);
-            assert_eq!(acc.run_layer(li, &x).unwrap().outputs, gemv_crew(l, &x), "layer {li} vector {v}");
-        }
-    }
 }
 
 #[test]
@@ -102,7 +67,7 @@ fn streamed_model_runs_bit_exact_through_xdma() {
     acc.load(&m).unwrap();
     let x = input(30, 5);
     assert_eq!(acc.run_layer(1, &x).unwrap().outputs, gemv_crew(&m.layers[1], &x));
-    let e = crew_driver::open("xdma:/nonexistent/xdma9", &OpenOptions::default()).unwrap_err().to_string();
+    let e = error_chain(&crew_driver::open("xdma:/nonexistent/xdma9", &OpenOptions::default()).unwrap_err());
     assert!(e.contains("xdma9_user") && e.contains("does not exist"), "{e}");
 }
 

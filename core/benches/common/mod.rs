@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 use regex::Regex;
 use std::path::Path;
 
-/// The MiniLM layer of each benchmark shape (encoder layer 3: typical unique counts, unlike layer 0 whose are unusually low).
+/// The MiniLM layer of each benchmark shape: encoder layer 3, whose unique counts are typical
+/// (layer 0's are unusually low).
 fn real_name(n_out: usize, n_in: usize) -> &'static str {
     match (n_out, n_in) {
         (1536, 384) => "encoder.layer.3.intermediate.dense.weight",
@@ -17,11 +18,12 @@ fn real_name(n_out: usize, n_in: usize) -> &'static str {
     }
 }
 
-/// A Gaussian matrix in f32 with standard deviation 0.04, clipped so that per-tensor int8
-/// quantization puts sigma at about 12 steps: about 50-60 unique values per 384-row column.
+/// A Gaussian matrix in f32 (sigma 0.04) whose largest magnitude is set to 0.42, so that
+/// per-tensor int8 quantization puts sigma at about 12 steps: about 59 unique values per
+/// 384-row column and 72 per 1536-row column.
 fn synthetic(n_out: usize, n_in: usize) -> Matrix {
     let mut rng = ChaCha8Rng::seed_from_u64(0x0c4e_3000 + (n_out * 7 + n_in) as u64);
-    let data = (0..n_out * n_in)
+    let mut data: Vec<f32> = (0..n_out * n_in)
         .map(|_| {
             // Box-Muller.
             let (u1, u2): (f32, f32) = (rng.gen_range(f32::EPSILON..1.0), rng.gen());
@@ -29,7 +31,8 @@ fn synthetic(n_out: usize, n_in: usize) -> Matrix {
             (0.04 * g).clamp(-0.42, 0.42)
         })
         .collect();
-    Matrix { name: format!("synthetic {n_out}x{n_in}"), n_out, n_in, data, bias: None }
+    data[0] = 0.42;
+    Matrix { name: format!("synthetic Gaussian {n_out}x{n_in}"), n_out, n_in, data, bias: None }
 }
 
 /// A `n_out x n_in` layer: real MiniLM weights if available, else synthetic.

@@ -5,6 +5,8 @@
 use crew_core::encode::EncodedLayer;
 use crew_core::format::Model;
 use crew_core::quant::QuantizedLayer;
+use crew_core::reference::gemv_crew;
+use crew_driver::{Accelerator, Transport};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -57,4 +59,30 @@ pub fn random_input(n: usize, seed: u64) -> Vec<i8> {
 
 pub fn model(layers: Vec<EncodedLayer>) -> Model {
     Model { layers }
+}
+
+/// A realistic layer, CREW-encoded.
+pub fn layer(name: &str, n_out: usize, n_in: usize, seed: u64) -> EncodedLayer {
+    EncodedLayer::encode(&realistic_layer(name, n_out, n_in, seed))
+}
+
+/// Two random vectors through every layer of `m`, bit-exact against the CPU reference.
+pub fn check_model<T: Transport>(acc: &mut Accelerator<T>, m: &Model, seed: u64) {
+    for (li, l) in m.layers.iter().enumerate() {
+        for v in 0..2 {
+            let x = random_input(l.n_in, seed + 10 * li as u64 + v);
+            assert_eq!(acc.run_layer(li, &x).unwrap().outputs, gemv_crew(l, &x), "layer {li} vector {v}");
+        }
+    }
+}
+
+/// An error and all its sources, as one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s = format!("{s}: {c}");
+        cause = c.source();
+    }
+    s
 }

@@ -57,11 +57,23 @@ pub fn scale_for(max_abs: f32) -> f32 {
 
 /// Quantize one value with the given scale: round half to even, clamp to `[-127, 127]`.
 pub fn quantize_value(v: f32, scale: f32) -> i8 {
-    let r = (v / scale).round_ties_even();
+    let r = round_half_even(v / scale);
     if r.is_nan() {
         0
     } else {
         r.clamp(-QMAX, QMAX) as i8
+    }
+}
+
+/// `x.round_ties_even()`, without the libm call that baseline x86-64 makes of it: adding and
+/// subtracting 1.5 * 2^23 rounds to the nearest integer, ties to even, in IEEE default rounding.
+#[inline(always)]
+fn round_half_even(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    if x.abs() < 4_194_304.0 {
+        (x + MAGIC) - MAGIC
+    } else {
+        x.round_ties_even()
     }
 }
 
@@ -123,6 +135,18 @@ mod tests {
         // np.round([0.5, 1.5, 2.5, -0.5, -1.5]) == [0, 2, 2, -0, -2]
         let got: Vec<i8> = [0.5f32, 1.5, 2.5, -0.5, -1.5].iter().map(|&v| quantize_value(v, 1.0)).collect();
         assert_eq!(got, vec![0, 2, 2, 0, -2]);
+    }
+
+    #[test]
+    fn fast_rounding_matches_round_ties_even() {
+        let mut x = -300.0f32;
+        while x < 300.0 {
+            assert_eq!(round_half_even(x), x.round_ties_even(), "{x}");
+            x += 0.03125;
+        }
+        for x in [0.49999997f32, 2.5, -2.5, 4_194_303.5, 5e6, -1e9, 1e-30] {
+            assert_eq!(round_half_even(x), x.round_ties_even(), "{x}");
+        }
     }
 
     #[test]

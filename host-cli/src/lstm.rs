@@ -71,7 +71,7 @@ mod tests {
             hidden: 2,
             inputs: 1,
             w_ih: vec![0.0; 8],
-            w_hh: vec![0.0; 8],
+            w_hh: vec![0.0; 16],
             b_ih: vec![0.0; 8],
             b_hh: vec![0.0; 8],
         };

@@ -1,0 +1,112 @@
+//! One bank of the word-interleaved weight memory.
+//!
+//! Weight word `w` lives in bank `w % NB`, row `w / NB`. Every bank decodes a *window* address
+//! itself: for a window of `NB` consecutive words starting at word `x`, bank `k` reads row
+//! `x / NB + (k < x % NB)`, so one cycle fetches words `[x, x + NB)` at any `x`, in bank order.
+//! A write of word `w` (port A) goes to bank `w % NB` only, at row `w / NB`: the same row the
+//! window decode gives for that bank, so reads and writes share one address per port.
+//!
+//! Port A reads or writes (bus writes and reads when idle, descriptor and table reads while the
+//! engine runs); port B only reads (the index stream). That is the true-dual-port shape of an
+//! ECP5 DP16KD. Read data is registered (one cycle latency).
+//!
+//! The banks' read data travel to the engine on an OR chain (`*_cin` -> `*_cout`), each bank
+//! placing its word at bit `32 k`: rust-hdl's generator cannot index two arrays in one name, so
+//! the `NB * 32`-bit concatenation is built bank by bank.
+
+use rust_hdl::prelude::*;
+use std::collections::BTreeMap;
+
+#[derive(LogicBlock, Default)]
+pub struct Bank<const BA: usize, const NBW: usize> {
+    pub clock: Signal<In, Clock>,
+    /// Port A window (or write) word address.
+    pub a_addr: Signal<In, Bits<32>>,
+    pub a_wdata: Signal<In, Bits<32>>,
+    /// Write word `a_addr` (only the bank holding it writes).
+    pub a_we: Signal<In, bool>,
+    /// Port B window word address.
+    pub b_addr: Signal<In, Bits<32>>,
+    pub a_cin: Signal<In, Bits<NBW>>,
+    pub a_cout: Signal<Out, Bits<NBW>>,
+    pub b_cin: Signal<In, Bits<NBW>>,
+    pub b_cout: Signal<Out, Bits<NBW>>,
+    _k: usize,
+    _lognb: usize,
+    _a_q: Bits<32>,
+    _b_q: Bits<32>,
+    _mem: Box<BTreeMap<u64, Bits<32>>>,
+}
+
+impl<const BA: usize, const NBW: usize> Bank<BA, NBW> {
+    /// Bank `k` of `nb` (a power of two).
+    pub fn new(k: usize, nb: usize) -> Self {
+        assert!(nb.is_power_of_two() && k < nb && nb * 32 == NBW);
+        Bank { _k: k, _lognb: nb.trailing_zeros() as usize, ..Default::default() }
+    }
+
+    fn row(&self, x: u64) -> u64 {
+        let nb = 1u64 << self._lognb;
+        ((x >> self._lognb) + u64::from((self._k as u64) < (x & (nb - 1)))) & ((1u64 << BA) - 1)
+    }
+}
+
+impl<const BA: usize, const NBW: usize> Logic for Bank<BA, NBW> {
+    fn update(&mut self) {
+        if self.clock.pos_edge() {
+            let ra = self.row(self.a_addr.val().to_u64());
+            let rb = self.row(self.b_addr.val().to_u64());
+            self._a_q = self._mem.get(&ra).copied().unwrap_or_default();
+            self._b_q = self._mem.get(&rb).copied().unwrap_or_default();
+            let nb = 1u64 << self._lognb;
+            if self.a_we.val() && (self.a_addr.val().to_u64() & (nb - 1)) == self._k as u64 {
+                self._mem.insert(ra, self.a_wdata.val());
+            }
+        }
+        let pos = 32 * self._k as u64;
+        self.a_cout.next = self.a_cin.val() | (bit_cast::<NBW, 32>(self._a_q) << pos);
+        self.b_cout.next = self.b_cin.val() | (bit_cast::<NBW, 32>(self._b_q) << pos);
+    }
+
+    fn connect(&mut self) {
+        self.a_cout.connect();
+        self.b_cout.connect();
+    }
+
+    fn hdl(&self) -> Verilog {
+        let nb = 1usize << self._lognb;
+        let l = self._lognb;
+        let k = self._k;
+        let rows = 1usize << BA;
+        Verilog::Custom(format!(
+            "\
+reg [31:0] mem[0:{last}];
+reg [31:0] a_q;
+reg [31:0] b_q;
+wire [31:0] a_row = (a_addr >> {l}) + ((a_addr & {mask}) > {k} ? 1 : 0);
+wire [31:0] b_row = (b_addr >> {l}) + ((b_addr & {mask}) > {k} ? 1 : 0);
+
+always @(posedge clock) begin
+   if (a_we && ((a_addr & {mask}) == {k})) begin
+      mem[a_row[{ba1}:0]] <= a_wdata;
+   end
+   a_q <= mem[a_row[{ba1}:0]];
+end
+
+always @(posedge clock) begin
+   b_q <= mem[b_row[{ba1}:0]];
+end
+
+always @(*) begin
+   a_cout = a_cin | ({{{pad}{{1'b0}}}}, a_q} << {pos});
+   b_cout = b_cin | ({{{pad}{{1'b0}}}}, b_q} << {pos});
+end
+",
+            last = rows - 1,
+            mask = nb - 1,
+            ba1 = BA - 1,
+            pad = NBW - 32,
+            pos = 32 * k,
+        ))
+    }
+}

@@ -52,7 +52,8 @@ fn builtin_lstm_on_small_dense_device_with_batch() {
 fn minilm_block_runs_bit_exact_with_tiling() {
     let m = model("all-minilm-l6-v2.safetensors");
     // A small device forces both output and input tiles on every layer shape.
-    let out = ok(&["run", "--device", "emu:config=ecp5-25f,ibuf=256,obuf=256", "--model", &m, "--layers", r"layer\.0\."]);
+    let out =
+        ok(&["run", "--device", "emu:config=ecp5-25f,ibuf=256,obuf=256", "--model", &m, "--layers", r"layer\.0\."]);
     assert!(out.contains("6 layers"), "{out}");
     assert!(out.contains("OK: all 6 layer runs are bit-exact"), "{out}");
     assert!(out.contains("streamed tile by tile"), "{out}");

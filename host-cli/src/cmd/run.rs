@@ -5,7 +5,7 @@ use crate::table::Table;
 use anyhow::{bail, Context};
 use crew_core::cycles::RunCounts;
 use crew_core::format::Model;
-use crew_core::quant::{quantize_activations, ScaleMode};
+use crew_core::quant::quantize_activations;
 use crew_core::reference::gemv_i8;
 use crew_driver::{Accelerator, BoxedTransport, LayerRun, OpenOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,8 +21,8 @@ pub struct Args {
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Regex selecting layers of --model (default: its FC weights).
-    #[arg(long)]
-    pub layers: Option<String>,
+    #[arg(long, value_name = "REGEX")]
+    pub layers: Option<regex::Regex>,
     /// Quantize an imported model with one scale per output row.
     #[arg(long)]
     pub per_row_scales: bool,
@@ -123,10 +123,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (model, source) = match &args.model {
         None => (builtin::model()?, builtin::NAME.to_string()),
         Some(p) => {
-            let filter = args.layers.as_deref().map(regex::Regex::new).transpose().context("bad --layers regex")?;
-            let mode = if args.per_row_scales { ScaleMode::PerRow } else { ScaleMode::PerTensor };
-            let m = crew_core::import::load_any(p, filter.as_ref(), mode)?;
-            (m, p.display().to_string())
+            let mode = super::encode::scale_mode(args.per_row_scales);
+            (super::encode::load_model(p, args.layers.as_ref(), mode)?, p.display().to_string())
         }
     };
     let load = accel.load(&model).context("loading the model")?;

@@ -1,0 +1,272 @@
+//! One output lane and one table-fill multiplier.
+//!
+//! A [`Lane`] owns its slice of the accumulators (outputs `j` with `j % LANES == lane`, row
+//! `j / LANES`) and, for CREW, its private copy of the double-buffered product table. Its
+//! pipeline, for the output group `g` the engine issued in cycle `a`:
+//!
+//! * stage 1 (cycle `a + 1`): take the `b`-bit index at bit `s + lane * b` of the index window,
+//!   check it against the column's unique count, present the product-table row and the
+//!   accumulator row;
+//! * stage 2 (cycle `a + 2`): select the product (CREW) or multiply weight by activation
+//!   (dense), add it to the accumulator (or not, on the first column of a run without
+//!   ACCUMULATE) and write the accumulator back.
+//!
+//! Read-modify-write hazard: when stage 1 reads the row stage 2 writes in the same cycle, the
+//! written value is forwarded to the next cycle. In CREW mode the schedule never does that (a
+//! column phase lasts at least FILL_LATENCY + 1 > 2 cycles); the dense baseline does it whenever
+//! `N_OUT <= LANES`.
+//!
+//! The product table holds `MULTS` products per row (`PW = 16 * MULTS` bits): the fill writes
+//! one row per cycle, and entry `k` of buffer `buf` is product `k % MULTS` of row
+//! `buf * 256 / MULTS + k / MULTS`.
+
+use rust_hdl::prelude::*;
+
+#[derive(LogicBlock)]
+pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> {
+    pub clock: Signal<In, Clock>,
+    /// The engine owns the accumulators (a run is in progress).
+    pub own: Signal<In, bool>,
+    // Bus side of the accumulator slice.
+    pub bus_row: Signal<In, Bits<OBA>>,
+    pub bus_lane: Signal<In, Bits<16>>,
+    pub bus_wdata: Signal<In, Bits<32>>,
+    pub bus_we: Signal<In, bool>,
+    /// Lane whose read data the bus wants (registered by the engine).
+    pub bus_sel: Signal<In, Bits<16>>,
+    pub ord_in: Signal<In, Bits<32>>,
+    pub ord_out: Signal<Out, Bits<32>>,
+    // Product-table fill.
+    pub tw_en: Signal<In, bool>,
+    pub tw_row: Signal<In, Bits<TA>>,
+    pub tw_data: Signal<In, Bits<PW>>,
+    // Stage 1, broadcast to all lanes.
+    pub win: Signal<In, Bits<NBW>>,
+    pub s1_v: Signal<In, bool>,
+    pub s1_s: Signal<In, Bits<16>>,
+    pub s1_b: Signal<In, Bits<4>>,
+    pub s1_bmask: Signal<In, Bits<8>>,
+    pub s1_count: Signal<In, Bits<9>>,
+    pub s1_buf: Signal<In, bool>,
+    pub s1_row: Signal<In, Bits<OBA>>,
+    /// Outputs left in this group: lane `l` is valid when `l < s1_rem`.
+    pub s1_rem: Signal<In, Bits<32>>,
+    pub s1_first: Signal<In, bool>,
+    /// Dense: the column's activation, at stage 2.
+    pub act2: Signal<In, Bits<8>>,
+    pub err_in: Signal<In, bool>,
+    pub err_out: Signal<Out, bool>,
+
+    pub tab: RAM<Bits<PW>, TA>,
+    pub acc: RAM<Bits<32>, OBA>,
+
+    off: Signal<Local, Bits<32>>,
+    idx: Signal<Local, Bits<8>>,
+    v1: Signal<Local, bool>,
+    prod: Signal<Local, Bits<16>>,
+    wx: Signal<Local, Bits<16>>,
+    ax: Signal<Local, Bits<16>>,
+    mul: Signal<Local, Bits<32>>,
+    accv: Signal<Local, Bits<32>>,
+    sum: Signal<Local, Bits<32>>,
+    sext: Signal<Local, Bits<32>>,
+
+    v2: DFF<bool>,
+    row2: DFF<Bits<OBA>>,
+    first2: DFF<bool>,
+    sel2: DFF<Bits<8>>,
+    w2: DFF<Bits<8>>,
+    fwd: DFF<bool>,
+    fwdv: DFF<Bits<32>>,
+
+    k_lane: Constant<Bits<16>>,
+    k_lane32: Constant<Bits<32>>,
+    k_logm: Constant<Bits<8>>,
+    k_mmask: Constant<Bits<8>>,
+    k_bufbit: Constant<Bits<TA>>,
+    k_dense: Constant<bool>,
+}
+
+impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<TA, OBA, PW, NBW> {
+    /// Lane `lane` of a core with `mults` multipliers.
+    pub fn new(lane: usize, mults: usize, dense: bool) -> Self {
+        assert!(mults.is_power_of_two() && PW == 16 * mults && (1usize << TA) == 512 / mults);
+        Lane {
+            clock: Default::default(),
+            own: Default::default(),
+            bus_row: Default::default(),
+            bus_lane: Default::default(),
+            bus_wdata: Default::default(),
+            bus_we: Default::default(),
+            bus_sel: Default::default(),
+            ord_in: Default::default(),
+            ord_out: Default::default(),
+            tw_en: Default::default(),
+            tw_row: Default::default(),
+            tw_data: Default::default(),
+            win: Default::default(),
+            s1_v: Default::default(),
+            s1_s: Default::default(),
+            s1_b: Default::default(),
+            s1_bmask: Default::default(),
+            s1_count: Default::default(),
+            s1_buf: Default::default(),
+            s1_row: Default::default(),
+            s1_rem: Default::default(),
+            s1_first: Default::default(),
+            act2: Default::default(),
+            err_in: Default::default(),
+            err_out: Default::default(),
+            tab: Default::default(),
+            acc: Default::default(),
+            off: Default::default(),
+            idx: Default::default(),
+            v1: Default::default(),
+            prod: Default::default(),
+            wx: Default::default(),
+            ax: Default::default(),
+            mul: Default::default(),
+            accv: Default::default(),
+            sum: Default::default(),
+            sext: Default::default(),
+            v2: Default::default(),
+            row2: Default::default(),
+            first2: Default::default(),
+            sel2: Default::default(),
+            w2: Default::default(),
+            fwd: Default::default(),
+            fwdv: Default::default(),
+            k_lane: Constant::new((lane as u64).to_bits()),
+            k_lane32: Constant::new((lane as u64).to_bits()),
+            k_logm: Constant::new((mults.trailing_zeros() as u64).to_bits()),
+            k_mmask: Constant::new(((mults - 1) as u64).to_bits()),
+            k_bufbit: Constant::new((1u64 << (TA - 1)).to_bits()),
+            k_dense: Constant::new(dense),
+        }
+    }
+}
+
+impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic for Lane<TA, OBA, PW, NBW> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(self, clock, v2, row2, first2, sel2, w2, fwd, fwdv);
+        self.tab.read_clock.next = self.clock.val();
+        self.tab.write_clock.next = self.clock.val();
+        self.acc.read_clock.next = self.clock.val();
+        self.acc.write_clock.next = self.clock.val();
+
+        // Stage 1: unpack, check, address the product table and the accumulator.
+        self.off.next = bit_cast::<32, 16>(self.s1_s.val())
+            + bit_cast::<32, 16>(bit_cast::<16, 4>(self.s1_b.val()) * self.k_lane.val());
+        self.idx.next = self.win.val().get_bits::<8>(self.off.val().index()) & self.s1_bmask.val();
+        self.v1.next = self.s1_v.val() && (self.k_lane32.val() < self.s1_rem.val());
+        self.err_out.next =
+            self.err_in.val() || (self.v1.val() && (bit_cast::<9, 8>(self.idx.val()) >= self.s1_count.val()));
+        self.tab.read_address.next = bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val());
+        if self.s1_buf.val() {
+            self.tab.read_address.next =
+                bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val()) | self.k_bufbit.val();
+        }
+        self.v2.d.next = self.v1.val();
+        self.row2.d.next = self.s1_row.val();
+        self.first2.d.next = self.s1_first.val();
+        self.sel2.d.next = self.idx.val() & self.k_mmask.val();
+        self.w2.d.next = self.idx.val();
+
+        // Stage 2: product, add, write back.
+        self.prod.next = self.tab.read_data.val().get_bits::<16>(self.sel2.q.val().index() * 16);
+        self.wx.next = bit_cast::<16, 8>(self.w2.q.val());
+        if self.w2.q.val().get_bit(7) {
+            self.wx.next = bit_cast::<16, 8>(self.w2.q.val()) | 0xFF00;
+        }
+        self.ax.next = bit_cast::<16, 8>(self.act2.val());
+        if self.act2.val().get_bit(7) {
+            self.ax.next = bit_cast::<16, 8>(self.act2.val()) | 0xFF00;
+        }
+        self.mul.next = self.wx.val() * self.ax.val();
+        if self.k_dense.val() {
+            self.prod.next = bit_cast::<16, 32>(self.mul.val());
+        }
+        self.sext.next = bit_cast::<32, 16>(self.prod.val());
+        if self.prod.val().get_bit(15) {
+            self.sext.next = bit_cast::<32, 16>(self.prod.val()) | 0xFFFF_0000;
+        }
+        self.accv.next = self.acc.read_data.val();
+        if self.fwd.q.val() {
+            self.accv.next = self.fwdv.q.val();
+        }
+        self.sum.next = self.sext.val() + self.accv.val();
+        if self.first2.q.val() {
+            self.sum.next = self.sext.val();
+        }
+        self.fwd.d.next = self.v2.q.val() && self.v1.val() && (self.s1_row.val() == self.row2.q.val());
+        self.fwdv.d.next = self.sum.val();
+
+        // Accumulator ports: the engine while it runs, the bus otherwise.
+        self.acc.read_address.next = self.bus_row.val();
+        self.acc.write_address.next = self.bus_row.val();
+        self.acc.write_data.next = self.bus_wdata.val();
+        self.acc.write_enable.next = self.bus_we.val() && (self.bus_lane.val() == self.k_lane.val());
+        if self.own.val() {
+            self.acc.read_address.next = self.s1_row.val();
+            self.acc.write_address.next = self.row2.q.val();
+            self.acc.write_data.next = self.sum.val();
+            self.acc.write_enable.next = self.v2.q.val();
+        }
+        self.ord_out.next = self.ord_in.val();
+        if self.bus_sel.val() == self.k_lane.val() {
+            self.ord_out.next = self.ord_in.val() | self.acc.read_data.val();
+        }
+
+        // Product-table fill.
+        self.tab.write_enable.next = self.tw_en.val();
+        self.tab.write_address.next = self.tw_row.val();
+        self.tab.write_data.next = self.tw_data.val();
+    }
+}
+
+/// One table-fill multiplier: `act * byte` (both int8) as a 16-bit product, OR-ed into the
+/// packed product row at bit `16 * k` (`pin` -> `pout` chain, see [`crate::bank`]).
+#[derive(LogicBlock)]
+pub struct Mult<const PW: usize> {
+    pub act: Signal<In, Bits<8>>,
+    pub byte: Signal<In, Bits<8>>,
+    pub pin: Signal<In, Bits<PW>>,
+    pub pout: Signal<Out, Bits<PW>>,
+    ax: Signal<Local, Bits<16>>,
+    bx: Signal<Local, Bits<16>>,
+    p: Signal<Local, Bits<32>>,
+    k_pos: Constant<Bits<16>>,
+}
+
+impl<const PW: usize> Mult<PW> {
+    pub fn new(k: usize) -> Self {
+        assert!(16 * (k + 1) <= PW);
+        Mult {
+            act: Default::default(),
+            byte: Default::default(),
+            pin: Default::default(),
+            pout: Default::default(),
+            ax: Default::default(),
+            bx: Default::default(),
+            p: Default::default(),
+            k_pos: Constant::new((16 * k as u64).to_bits()),
+        }
+    }
+}
+
+impl<const PW: usize> Logic for Mult<PW> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.ax.next = bit_cast::<16, 8>(self.act.val());
+        if self.act.val().get_bit(7) {
+            self.ax.next = bit_cast::<16, 8>(self.act.val()) | 0xFF00;
+        }
+        self.bx.next = bit_cast::<16, 8>(self.byte.val());
+        if self.byte.val().get_bit(7) {
+            self.bx.next = bit_cast::<16, 8>(self.byte.val()) | 0xFF00;
+        }
+        self.p.next = self.ax.val() * self.bx.val();
+        self.pout.next = self.pin.val() | (bit_cast::<PW, 16>(bit_cast::<16, 32>(self.p.val())) << self.k_pos.val());
+    }
+}

@@ -48,22 +48,27 @@ pub struct DeviceConfig {
 }
 
 impl DeviceConfig {
-    /// Sized for the LFE5U-25F (56 EBR, 28 DSP).
+    /// Sized for the LFE5U-25F (56 EBR, 28 DSP). One group: every group would need its own
+    /// index stream, i.e. its own copy of weight memory. 8 lanes read 8 x 8 + 31 bits a cycle,
+    /// so weight memory is 4 word-interleaved banks (8192 words = 16 EBR); MiniLM layers
+    /// (n_out 384: 48 cycles per column) stay accumulate-bound up to |U_i| = 4 * (48 - 4) = 176.
     pub const ECP5_25F: DeviceConfig = DeviceConfig {
         kind: CoreKind::Crew,
         lanes: 8,
-        groups: 2,
+        groups: 1,
         mults: 4,
-        wmem_words: 16384,
+        wmem_words: 8192,
         ibuf_depth: 1024,
         obuf_depth: 1024,
     };
-    /// Sized for the LFE5U-85F (208 EBR, 156 DSP).
+    /// Sized for the LFE5U-85F (208 EBR, 156 DSP). 32 lanes, 16 weight banks (65536 words =
+    /// 128 EBR); n_out 384 gives 12 cycles per column, accumulate-bound up to |U_i| = 128
+    /// (MiniLM's mean is 54, its maximum 156).
     pub const ECP5_85F: DeviceConfig = DeviceConfig {
         kind: CoreKind::Crew,
-        lanes: 16,
-        groups: 4,
-        mults: 8,
+        lanes: 32,
+        groups: 1,
+        mults: 16,
         wmem_words: 65536,
         ibuf_depth: 2048,
         obuf_depth: 2048,

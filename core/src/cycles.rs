@@ -22,8 +22,9 @@ use crate::config::{CoreKind, DeviceConfig};
 pub const START_CYCLES: u64 = 2;
 /// Cycles of a column's table fill beyond its multiplications: descriptor fetch and multiplier pipeline.
 pub const FILL_LATENCY: u64 = 4;
-/// Cycles after the last step until DONE: index read, product read, add, accumulator write.
-pub const DRAIN_CYCLES: u64 = 4;
+/// Cycles after the last output group is issued until DONE: index unpack with the product and
+/// accumulator reads, then add and accumulator write.
+pub const DRAIN_CYCLES: u64 = 2;
 
 /// Operation counts and cycles of one run of one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -8,6 +8,7 @@
 //! | `emu[:key=value,...]` | the in-process emulator ([`crate::emu`]); keys `config` (a preset, applied first), `kind` (`crew` / `dense`), `lanes`, `groups`, `mults`, `wmem`, `ibuf`, `obuf` |
 //! | `pcie:dddd:bb:dd.f[,bar=N]` | a PCIe BAR mapped from sysfs ([`crate::pcie`], `docs/pcie.md`) |
 //! | `xdma:/dev/xdma0[,channel=N]` | Xilinx XDMA character devices ([`crate::xdma`]) |
+//! | `uart:/dev/ttyUSB0[,baud=N,timeout_ms=N,retries=N]` | a board's UART bridge ([`crate::uart`], `docs/uart.md`) |
 
 use crate::accel::{Accelerator, OpenOptions};
 use crate::emu::{EmuTransport, MAX_IBUF_DEPTH, MAX_OBUF_DEPTH, MAX_WMEM_WORDS};
@@ -61,6 +62,7 @@ pub const SCHEMES: &[(&str, &str)] = &[
     ),
     ("pcie", "PCIe BAR mapped from sysfs (root: $CREW_SYSFS_ROOT or /sys): pcie:0000:01:00.0[,bar=N]"),
     ("xdma", "Xilinx XDMA character devices: xdma:/dev/xdma0[,channel=N]"),
+    ("uart", "UART bridge of a board (ULX3S): uart:/dev/ttyUSB0[,baud=3000000,timeout_ms=200,retries=3]"),
 ];
 
 /// A backend that could not open its device, with the backend's error as the source.
@@ -79,6 +81,7 @@ pub fn open(device: &str, opts: &OpenOptions) -> Result<Accelerator<BoxedTranspo
         "emu" => erase(EmuTransport::new(emu_config(device, rest)?)),
         "pcie" => erase(crate::pcie::open_pcie(rest).map_err(open_failed(device))?),
         "xdma" => erase(crate::xdma::open_xdma(rest).map_err(open_failed(device))?),
+        "uart" => erase(crate::uart::open_uart(rest).map_err(open_failed(device))?),
         _ => {
             return Err(DriverError::UnknownScheme {
                 device: device.to_string(),

@@ -7,6 +7,7 @@
 //! * [`accel`]: the typed API ([`Accelerator`]): identify, load with tiling and CRC checks, run.
 //! * [`device`]: [`open`] a device by string (`emu:lanes=16,...`), with the backend type erased.
 //! * [`error`]: the error types, [`DriverError`] first.
+//! * [`uart`]: the UART bridge backend (`uart:/dev/ttyUSB0`) and its emulated-board server.
 
 #![deny(unsafe_code)]
 
@@ -17,6 +18,7 @@ pub mod error;
 mod mmio;
 pub mod pcie;
 pub mod transport;
+pub mod uart;
 pub mod xdma;
 
 pub use accel::{Accelerator, DeviceInfo, LayerPlan, LayerRun, LoadReport, OpenOptions, TilePlan};

@@ -26,6 +26,10 @@ enum Command {
     Info(cmd::info::Args),
     /// Dump a device's registers by name (or, with --markdown, the register map documentation).
     Regs(cmd::info::RegsArgs),
+    /// Load a bitstream onto a board with openFPGALoader, after checking its manifest (part, SHA-256).
+    Program(cmd::program::Args),
+    /// CPU kernels vs the CREW core vs the dense core: times, cycles, storage, energy estimate.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +40,8 @@ fn main() -> std::process::ExitCode {
         Command::Stats(a) => cmd::stats::run(a),
         Command::Info(a) => cmd::info::info(a),
         Command::Regs(a) => cmd::info::regs(a),
+        Command::Bench(a) => cmd::bench::run(a),
+        Command::Program(a) => cmd::program::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

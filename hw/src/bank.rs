@@ -35,7 +35,7 @@ pub struct Bank<const BA: usize, const NBW: usize> {
     _lognb: usize,
     _a_q: Bits<32>,
     _b_q: Bits<32>,
-    _mem: Box<BTreeMap<u64, Bits<32>>>,
+    _mem: BTreeMap<u64, Bits<32>>,
 }
 
 impl<const BA: usize, const NBW: usize> Bank<BA, NBW> {
@@ -98,8 +98,8 @@ always @(posedge clock) begin
 end
 
 always @(*) begin
-   a_cout = a_cin | ({{{pad}{{1'b0}}}}, a_q} << {pos});
-   b_cout = b_cin | ({{{pad}{{1'b0}}}}, b_q} << {pos});
+   a_cout = a_cin | ({{{{{pad}{{1'b0}}}}, a_q}} << {pos});
+   b_cout = b_cin | ({{{{{pad}{{1'b0}}}}, b_q}} << {pos});
 end
 ",
             last = rows - 1,

@@ -1,5 +1,6 @@
 //! The register-bus shell shared by the CREW core and the dense baseline: register file,
-//! weight memory, input and accumulator buffers, CRC-32 engine, dimension and range checks.
+//! bus decode of the memory windows, CRC-32 engine, dimension and range checks. The memories
+//! themselves live in [`crate::engine::Engine`]; the shell drives their bus side.
 //!
 //! Every constant comes from `crew_core::regs` / `crew_core::config` and is emitted as a Verilog
 //! `localparam` (rust-hdl `Constant`).
@@ -15,10 +16,9 @@ pub fn log2_exact(n: u32) -> usize {
     n.trailing_zeros() as usize
 }
 
-/// The bus shell. `WA`: weight-memory address bits; `IA`: input-buffer word address bits;
-/// `OA`: accumulator-buffer address bits. They must equal the log2 of the config's sizes.
+/// The bus shell.
 #[derive(LogicBlock)]
-pub struct Shell<const WA: usize, const IA: usize, const OA: usize> {
+pub struct Shell {
     pub clock: Signal<In, Clock>,
     /// Byte address of the access.
     pub addr: Signal<In, Bits<32>>,
@@ -38,10 +38,29 @@ pub struct Shell<const WA: usize, const IA: usize, const OA: usize> {
     /// Engine hand-off: the datapath stopped on an error with `run_code`.
     pub run_err: Signal<In, bool>,
     pub run_code: Signal<In, Bits<8>>,
+    /// Engine hand-off: MULT_COUNT and ADD_COUNT, latched with `run_done`.
+    pub run_mul: Signal<In, Bits<32>>,
+    pub run_add: Signal<In, Bits<32>>,
+    /// The run's parameters (the engine latches them at `run_go`).
+    pub run_nout: Signal<Out, Bits<32>>,
+    pub run_nin: Signal<Out, Bits<32>>,
+    pub run_base: Signal<Out, Bits<32>>,
+    pub run_accum: Signal<Out, bool>,
+    /// SOFT_RESET: the engine stops.
+    pub run_abort: Signal<Out, bool>,
 
-    pub wmem: RAM<Bits<32>, WA>,
-    pub ibuf: RAM<Bits<32>, IA>,
-    pub obuf: RAM<Bits<32>, OA>,
+    // Memory bus side: word offset in the addressed window, write data, write strobes (never
+    // while busy), the weight read address (the bus, or the CRC engine while busy) and the read
+    // data, one cycle after the address.
+    pub m_word: Signal<Out, Bits<32>>,
+    pub m_wdata: Signal<Out, Bits<32>>,
+    pub m_wwe: Signal<Out, bool>,
+    pub m_iwe: Signal<Out, bool>,
+    pub m_owe: Signal<Out, bool>,
+    pub m_wraddr: Signal<Out, Bits<32>>,
+    pub m_wrdata: Signal<In, Bits<32>>,
+    pub m_irdata: Signal<In, Bits<32>>,
+    pub m_ordata: Signal<In, Bits<32>>,
 
     // Registers.
     ack: DFF<bool>,
@@ -128,6 +147,7 @@ pub struct Shell<const WA: usize, const IA: usize, const OA: usize> {
     k_r_mul: Constant<Bits<32>>,
     k_r_add: Constant<Bits<32>>,
     k_r_scr: Constant<Bits<32>>,
+    k_accumulate: Constant<Bits<32>>,
 }
 
 fn k32(v: u32) -> Constant<Bits<32>> {
@@ -137,12 +157,9 @@ fn k8(v: u8) -> Constant<Bits<8>> {
     Constant::new((v as u32).to_bits())
 }
 
-impl<const WA: usize, const IA: usize, const OA: usize> Shell<WA, IA, OA> {
-    /// A shell for `cfg`; panics if the const widths do not match the config's sizes.
+impl Shell {
+    /// A shell for `cfg`.
     pub fn new(cfg: &DeviceConfig) -> Self {
-        assert_eq!(1usize << WA, cfg.wmem_words as usize, "WA");
-        assert_eq!(1usize << IA, cfg.ibuf_depth.div_ceil(4) as usize, "IA");
-        assert_eq!(1usize << OA, cfg.obuf_depth as usize, "OA");
         Shell {
             clock: Default::default(),
             addr: Default::default(),
@@ -156,9 +173,22 @@ impl<const WA: usize, const IA: usize, const OA: usize> Shell<WA, IA, OA> {
             run_done: Default::default(),
             run_err: Default::default(),
             run_code: Default::default(),
-            wmem: Default::default(),
-            ibuf: Default::default(),
-            obuf: Default::default(),
+            run_mul: Default::default(),
+            run_add: Default::default(),
+            run_nout: Default::default(),
+            run_nin: Default::default(),
+            run_base: Default::default(),
+            run_accum: Default::default(),
+            run_abort: Default::default(),
+            m_word: Default::default(),
+            m_wdata: Default::default(),
+            m_wwe: Default::default(),
+            m_iwe: Default::default(),
+            m_owe: Default::default(),
+            m_wraddr: Default::default(),
+            m_wrdata: Default::default(),
+            m_irdata: Default::default(),
+            m_ordata: Default::default(),
             ack: Default::default(),
             rsel: Default::default(),
             rreg: Default::default(),
@@ -238,23 +268,18 @@ impl<const WA: usize, const IA: usize, const OA: usize> Shell<WA, IA, OA> {
             k_r_mul: k32(regs::MULT_COUNT),
             k_r_add: k32(regs::ADD_COUNT),
             k_r_scr: k32(regs::SCRATCH),
+            k_accumulate: k32(ctrl::ACCUMULATE),
         }
     }
 }
 
-impl<const WA: usize, const IA: usize, const OA: usize> Logic for Shell<WA, IA, OA> {
+impl Logic for Shell {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
             self, clock, ack, rsel, rreg, r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc, r_mul, r_add,
             r_scr, busy, done, err, code, st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
         );
-        self.wmem.read_clock.next = self.clock.val();
-        self.wmem.write_clock.next = self.clock.val();
-        self.ibuf.read_clock.next = self.clock.val();
-        self.ibuf.write_clock.next = self.clock.val();
-        self.obuf.read_clock.next = self.clock.val();
-        self.obuf.write_clock.next = self.clock.val();
         // Address decode.
         self.is_w.next = self.addr.val() >= self.k_weight_window.val();
         self.is_o.next = !self.is_w.val() && (self.addr.val() >= self.k_output_window.val());
@@ -275,21 +300,22 @@ impl<const WA: usize, const IA: usize, const OA: usize> Logic for Shell<WA, IA, 
         self.ready.next = self.ack.q.val();
 
         // Memory ports: the bus owns them when idle; the CRC engine reads weight memory.
-        self.wmem.read_address.next = bit_cast::<WA, 32>(self.word.val());
-        self.wmem.write_address.next = bit_cast::<WA, 32>(self.word.val());
-        self.wmem.write_data.next = self.wdata.val();
-        self.wmem.write_enable.next = self.wr.val() && self.is_w.val() && !self.busy.q.val();
-        self.ibuf.read_address.next = bit_cast::<IA, 32>(self.word.val());
-        self.ibuf.write_address.next = bit_cast::<IA, 32>(self.word.val());
-        self.ibuf.write_data.next = self.wdata.val();
-        self.ibuf.write_enable.next = self.wr.val() && self.is_i.val() && !self.busy.q.val();
-        self.obuf.read_address.next = bit_cast::<OA, 32>(self.word.val());
-        self.obuf.write_address.next = bit_cast::<OA, 32>(self.word.val());
-        self.obuf.write_data.next = self.wdata.val();
-        self.obuf.write_enable.next = self.wr.val() && self.is_o.val() && !self.busy.q.val();
+        self.m_word.next = self.word.val();
+        self.m_wdata.next = self.wdata.val();
+        self.m_wwe.next = self.wr.val() && self.is_w.val() && !self.busy.q.val();
+        self.m_iwe.next = self.wr.val() && self.is_i.val() && !self.busy.q.val();
+        self.m_owe.next = self.wr.val() && self.is_o.val() && !self.busy.q.val();
+        self.m_wraddr.next = self.word.val();
         if self.busy.q.val() {
-            self.wmem.read_address.next = bit_cast::<WA, 32>(self.crc_addr.q.val());
+            self.m_wraddr.next = self.crc_addr.q.val();
         }
+        self.run_nout.next = self.r_nout.q.val();
+        self.run_nin.next = self.r_nin.q.val();
+        self.run_base.next = self.r_base.q.val();
+        self.run_accum.next = (self.r_ctrl.q.val() & self.k_accumulate.val()).any();
+        self.run_abort.next = self.wr.val()
+            && (self.addr.val() == self.k_r_ctrl.val())
+            && (self.wdata.val() & self.k_soft_reset.val()).any();
 
         // Read path: register value latched now, memory data next cycle.
         self.rsel.d.next = 0.into();
@@ -377,13 +403,13 @@ impl<const WA: usize, const IA: usize, const OA: usize> Logic for Shell<WA, IA, 
         }
         self.rdata.next = self.rreg.q.val();
         if self.rsel.q.val() == 1 {
-            self.rdata.next = self.wmem.read_data.val();
+            self.rdata.next = self.m_wrdata.val();
         }
         if self.rsel.q.val() == 2 {
-            self.rdata.next = self.ibuf.read_data.val();
+            self.rdata.next = self.m_irdata.val();
         }
         if self.rsel.q.val() == 3 {
-            self.rdata.next = self.obuf.read_data.val();
+            self.rdata.next = self.m_ordata.val();
         }
         self.irq.next = (self.done.q.val() || self.err.q.val()) && (self.r_ctrl.q.val() & self.k_irq_en.val()).any();
 
@@ -459,6 +485,8 @@ impl<const WA: usize, const IA: usize, const OA: usize> Logic for Shell<WA, IA, 
                     self.st.d.next = 0.into();
                 } else if self.run_done.val() {
                     self.done.d.next = true;
+                    self.r_mul.d.next = self.run_mul.val();
+                    self.r_add.d.next = self.run_add.val();
                     self.busy.d.next = false;
                     self.st.d.next = 0.into();
                 }
@@ -475,7 +503,7 @@ impl<const WA: usize, const IA: usize, const OA: usize> Logic for Shell<WA, IA, 
                 }
             }
             9 => {
-                self.crc_word.d.next = self.wmem.read_data.val();
+                self.crc_word.d.next = self.m_wrdata.val();
                 self.crc_bit.d.next = 0.into();
                 self.crc_addr.d.next = self.crc_addr.q.val() + 1;
                 self.crc_left.d.next = self.crc_left.q.val() - 1;

@@ -61,6 +61,10 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub acc: RAM<Bits<32>, OBA>,
 
     off: Signal<Local, Bits<32>>,
+    t0: Signal<Local, Bits<32>>,
+    t1: Signal<Local, Bits<32>>,
+    t2: Signal<Local, Bits<32>>,
+    t3: Signal<Local, Bits<32>>,
     idx: Signal<Local, Bits<8>>,
     v1: Signal<Local, bool>,
     prod: Signal<Local, Bits<16>>,
@@ -85,6 +89,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     k_mmask: Constant<Bits<8>>,
     k_bufbit: Constant<Bits<TA>>,
     k_dense: Constant<bool>,
+    k_hi16: Constant<Bits<32>>,
 }
 
 impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<TA, OBA, PW, NBW> {
@@ -120,6 +125,10 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             tab: Default::default(),
             acc: Default::default(),
             off: Default::default(),
+            t0: Default::default(),
+            t1: Default::default(),
+            t2: Default::default(),
+            t3: Default::default(),
             idx: Default::default(),
             v1: Default::default(),
             prod: Default::default(),
@@ -142,6 +151,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             k_mmask: Constant::new(((mults - 1) as u64).to_bits()),
             k_bufbit: Constant::new((1u64 << (TA - 1)).to_bits()),
             k_dense: Constant::new(dense),
+            k_hi16: Constant::new(0xFFFF_0000u64.to_bits()),
         }
     }
 }
@@ -156,16 +166,32 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.acc.write_clock.next = self.clock.val();
 
         // Stage 1: unpack, check, address the product table and the accumulator.
-        self.off.next = bit_cast::<32, 16>(self.s1_s.val())
-            + bit_cast::<32, 16>(bit_cast::<16, 4>(self.s1_b.val()) * self.k_lane.val());
+        // off = s + b * lane, as shifts and adds (no multiplier for a constant factor).
+        self.t0.next = 0.into();
+        if self.s1_b.val().get_bit(0) {
+            self.t0.next = self.k_lane32.val();
+        }
+        self.t1.next = 0.into();
+        if self.s1_b.val().get_bit(1) {
+            self.t1.next = self.k_lane32.val() << 1;
+        }
+        self.t2.next = 0.into();
+        if self.s1_b.val().get_bit(2) {
+            self.t2.next = self.k_lane32.val() << 2;
+        }
+        self.t3.next = 0.into();
+        if self.s1_b.val().get_bit(3) {
+            self.t3.next = self.k_lane32.val() << 3;
+        }
+        self.off.next =
+            bit_cast::<32, 16>(self.s1_s.val()) + self.t0.val() + self.t1.val() + self.t2.val() + self.t3.val();
         self.idx.next = self.win.val().get_bits::<8>(self.off.val().index()) & self.s1_bmask.val();
         self.v1.next = self.s1_v.val() && (self.k_lane32.val() < self.s1_rem.val());
         self.err_out.next =
             self.err_in.val() || (self.v1.val() && (bit_cast::<9, 8>(self.idx.val()) >= self.s1_count.val()));
         self.tab.read_address.next = bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val());
         if self.s1_buf.val() {
-            self.tab.read_address.next =
-                bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val()) | self.k_bufbit.val();
+            self.tab.read_address.next = bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val()) | self.k_bufbit.val();
         }
         self.v2.d.next = self.v1.val();
         self.row2.d.next = self.s1_row.val();
@@ -189,7 +215,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         }
         self.sext.next = bit_cast::<32, 16>(self.prod.val());
         if self.prod.val().get_bit(15) {
-            self.sext.next = bit_cast::<32, 16>(self.prod.val()) | 0xFFFF_0000;
+            self.sext.next = bit_cast::<32, 16>(self.prod.val()) | self.k_hi16.val();
         }
         self.accv.next = self.acc.read_data.val();
         if self.fwd.q.val() {
@@ -230,7 +256,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
 #[derive(LogicBlock)]
 pub struct Mult<const PW: usize> {
     pub act: Signal<In, Bits<8>>,
-    pub byte: Signal<In, Bits<8>>,
+    pub wbyte: Signal<In, Bits<8>>,
     pub pin: Signal<In, Bits<PW>>,
     pub pout: Signal<Out, Bits<PW>>,
     ax: Signal<Local, Bits<16>>,
@@ -244,7 +270,7 @@ impl<const PW: usize> Mult<PW> {
         assert!(16 * (k + 1) <= PW);
         Mult {
             act: Default::default(),
-            byte: Default::default(),
+            wbyte: Default::default(),
             pin: Default::default(),
             pout: Default::default(),
             ax: Default::default(),
@@ -262,9 +288,9 @@ impl<const PW: usize> Logic for Mult<PW> {
         if self.act.val().get_bit(7) {
             self.ax.next = bit_cast::<16, 8>(self.act.val()) | 0xFF00;
         }
-        self.bx.next = bit_cast::<16, 8>(self.byte.val());
-        if self.byte.val().get_bit(7) {
-            self.bx.next = bit_cast::<16, 8>(self.byte.val()) | 0xFF00;
+        self.bx.next = bit_cast::<16, 8>(self.wbyte.val());
+        if self.wbyte.val().get_bit(7) {
+            self.bx.next = bit_cast::<16, 8>(self.wbyte.val()) | 0xFF00;
         }
         self.p.next = self.ax.val() * self.bx.val();
         self.pout.next = self.pin.val() | (bit_cast::<PW, 16>(bit_cast::<16, 32>(self.p.val())) << self.k_pos.val());

@@ -1,8 +1,9 @@
-//! Bus-level stepping of a simulated core: each word access is a handful of clock cycles.
-//! A later `sim` transport drives the RTL through [`SimBus`].
+//! Bus-level stepping of a simulated core (each word access is a handful of clock cycles), and
+//! [`run_layer_on_rtl`]: load a layer and its inputs through the bus, run it, read the results.
 
-use crate::bus::Shell;
+use crate::top::Accel;
 use crew_core::config::DeviceConfig;
+use crew_core::regs::{self, ctrl, status, ErrorCode};
 use rust_hdl::prelude::*;
 
 /// Settle iterations allowed per half clock.
@@ -20,17 +21,62 @@ pub trait SimBus {
     fn idle(&mut self, n: u64);
 }
 
-/// A [`Shell`] driven directly, one clock edge at a time (no testbench threads).
-pub struct SimShell<const WA: usize, const IA: usize, const OA: usize> {
-    pub uut: Box<Shell<WA, IA, OA>>,
+/// The pins of a simulated top with the register bus.
+pub trait BusTop: Block {
+    fn build(cfg: &DeviceConfig) -> Self;
+    fn set_clock(&mut self, high: bool);
+    fn drive(&mut self, addr: u32, wdata: u32, we: bool, valid: bool);
+    fn ready(&self) -> bool;
+    fn rdata(&self) -> u32;
+    fn irq(&self) -> bool;
+}
+
+impl<
+        const IA: usize,
+        const L: usize,
+        const M: usize,
+        const NB: usize,
+        const BA: usize,
+        const NBW: usize,
+        const OBA: usize,
+        const TA: usize,
+        const PW: usize,
+    > BusTop for Accel<IA, L, M, NB, BA, NBW, OBA, TA, PW>
+{
+    fn build(cfg: &DeviceConfig) -> Self {
+        Accel::new(cfg)
+    }
+    fn set_clock(&mut self, high: bool) {
+        self.clock.next = Clock { clk: high };
+    }
+    fn drive(&mut self, addr: u32, wdata: u32, we: bool, valid: bool) {
+        self.addr.next = addr.to_bits();
+        self.wdata.next = wdata.to_bits();
+        self.we.next = we;
+        self.valid.next = valid;
+    }
+    fn ready(&self) -> bool {
+        self.ready.val()
+    }
+    fn rdata(&self) -> u32 {
+        self.rdata.val().to_u64() as u32
+    }
+    fn irq(&self) -> bool {
+        self.irq.val()
+    }
+}
+
+/// A top driven directly, one clock edge at a time (no testbench threads).
+pub struct SimCore<T: BusTop> {
+    pub uut: Box<T>,
     cycles: u64,
 }
 
-impl<const WA: usize, const IA: usize, const OA: usize> SimShell<WA, IA, OA> {
+impl<T: BusTop> SimCore<T> {
     pub fn new(cfg: &DeviceConfig) -> Self {
-        let mut uut = Box::new(Shell::<WA, IA, OA>::new(cfg));
+        let mut uut = Box::new(T::build(cfg));
         uut.connect_all();
-        let mut s = SimShell { uut, cycles: 0 };
+        let mut s = SimCore { uut, cycles: 0 };
         s.settle();
         s
     }
@@ -41,38 +87,38 @@ impl<const WA: usize, const IA: usize, const OA: usize> SimShell<WA, IA, OA> {
 
     /// One full clock cycle: falling then rising edge.
     pub fn step(&mut self) {
-        self.uut.clock.next = Clock { clk: false };
+        self.uut.set_clock(false);
         self.settle();
-        self.uut.clock.next = Clock { clk: true };
+        self.uut.set_clock(true);
         self.settle();
         self.cycles += 1;
     }
 
+    pub fn irq(&self) -> bool {
+        self.uut.irq()
+    }
+
     fn access(&mut self, addr: u32, data: u32, we: bool) -> u32 {
-        self.uut.addr.next = addr.to_bits();
-        self.uut.wdata.next = data.to_bits();
-        self.uut.we.next = we;
-        self.uut.valid.next = true;
+        self.uut.drive(addr, data, we, true);
         self.settle();
         let mut n = 0;
         loop {
             self.step();
             n += 1;
-            if self.uut.ready.val() {
+            if self.uut.ready() {
                 break;
             }
             assert!(n < ACCESS_TIMEOUT, "bus access to {addr:#x} hung");
         }
-        let r = self.uut.rdata.val().to_u64() as u32;
-        self.uut.valid.next = false;
-        self.uut.we.next = false;
+        let r = self.uut.rdata();
+        self.uut.drive(addr, data, false, false);
         self.settle();
         self.step();
         r
     }
 }
 
-impl<const WA: usize, const IA: usize, const OA: usize> SimBus for SimShell<WA, IA, OA> {
+impl<T: BusTop> SimBus for SimCore<T> {
     fn write(&mut self, addr: u32, data: u32) {
         self.access(addr, data, true);
     }
@@ -87,4 +133,100 @@ impl<const WA: usize, const IA: usize, const OA: usize> SimBus for SimShell<WA, 
             self.step();
         }
     }
+}
+
+/// Why a run on the RTL did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtlError {
+    /// The device stopped with ERROR and this code.
+    Device(ErrorCode),
+    /// ERROR with a code outside the register map.
+    UnknownCode(u32),
+    /// BUSY after the poll limit.
+    Hang,
+}
+
+/// The results of one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtlRun {
+    pub acc: Vec<i32>,
+    pub cycles: u64,
+    pub mults: u32,
+    pub adds: u32,
+}
+
+/// Write `words` to weight memory from word `base` on.
+pub fn load_weights<B: SimBus>(bus: &mut B, base: u32, words: &[u32]) {
+    for (k, &w) in words.iter().enumerate() {
+        bus.write(regs::WEIGHT_WINDOW + 4 * (base + k as u32), w);
+    }
+}
+
+/// Write int8 inputs to the input buffer (4 per word, LSB-first).
+pub fn load_inputs<B: SimBus>(bus: &mut B, inputs: &[i8]) {
+    for (k, w) in crew_core::encode::pack_i8(inputs).into_iter().enumerate() {
+        bus.write(regs::INPUT_WINDOW + 4 * k as u32, w);
+    }
+}
+
+/// Write accumulators `[0, values.len())`.
+pub fn load_accumulators<B: SimBus>(bus: &mut B, values: &[i32]) {
+    for (k, &v) in values.iter().enumerate() {
+        bus.write(regs::OUTPUT_WINDOW + 4 * k as u32, v as u32);
+    }
+}
+
+/// Read accumulators `[0, n)`.
+pub fn read_accumulators<B: SimBus>(bus: &mut B, n: usize) -> Vec<i32> {
+    (0..n).map(|k| bus.read(regs::OUTPUT_WINDOW + 4 * k as u32) as i32).collect()
+}
+
+/// START the layer already in memory and poll STATUS (at most `max_polls` times) until it ends.
+pub fn start_and_wait<B: SimBus>(
+    bus: &mut B,
+    n_out: usize,
+    n_in: usize,
+    base: u32,
+    accumulate: bool,
+    max_polls: u64,
+) -> Result<(u64, u32, u32), RtlError> {
+    bus.write(regs::N_OUT, n_out as u32);
+    bus.write(regs::N_IN, n_in as u32);
+    bus.write(regs::LAYER_BASE, base);
+    let level = if accumulate { ctrl::ACCUMULATE } else { 0 };
+    bus.write(regs::CTRL, level | ctrl::START);
+    let mut st = bus.read(regs::STATUS);
+    let mut polls = 0;
+    while st & status::BUSY != 0 {
+        polls += 1;
+        if polls > max_polls {
+            return Err(RtlError::Hang);
+        }
+        st = bus.read(regs::STATUS);
+    }
+    if st & status::ERROR != 0 {
+        let code = (st & status::CODE_MASK) >> status::CODE_LSB;
+        return Err(ErrorCode::from_code(code as u8).map_or(RtlError::UnknownCode(code), RtlError::Device));
+    }
+    let cycles = bus.read(regs::CYCLES_LO) as u64 | (bus.read(regs::CYCLES_HI) as u64) << 32;
+    Ok((cycles, bus.read(regs::MULT_COUNT), bus.read(regs::ADD_COUNT)))
+}
+
+/// Load a layer image at `base` and the inputs through the bus, START (adding onto the
+/// accumulators with `accumulate`), wait for DONE or ERROR, and read the accumulators and
+/// counters. Works for both kinds: `image` is the CREW memory image or the dense image.
+pub fn run_layer_on_rtl<B: SimBus>(
+    bus: &mut B,
+    image: &[u32],
+    base: u32,
+    n_out: usize,
+    inputs: &[i8],
+    accumulate: bool,
+) -> Result<RtlRun, RtlError> {
+    load_weights(bus, base, image);
+    load_inputs(bus, inputs);
+    // A run takes far fewer cycles than loading its image; each poll is a few cycles.
+    let max_polls = 1000 + 4 * (image.len() as u64 + (n_out * inputs.len()) as u64);
+    let (cycles, mults, adds) = start_and_wait(bus, n_out, inputs.len(), base, accumulate, max_polls)?;
+    Ok(RtlRun { acc: read_accumulators(bus, n_out), cycles, mults, adds })
 }

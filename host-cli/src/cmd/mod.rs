@@ -1,4 +1,6 @@
+pub mod bench;
 pub mod encode;
 pub mod info;
+pub mod program;
 pub mod run;
 pub mod stats;

@@ -1,17 +1,18 @@
 //! Writes the Verilog of a configuration: `crew-hw-gen --config ecp5-85f --kind crew -o build/`.
 
 use crew_core::config::{CoreKind, DeviceConfig};
-use crew_hw::bus::Shell;
+use crew_hw::sim::BusTop;
+use crew_hw::{Ecp5_25fAccel, Ecp5_85fAccel, Test25Accel, Test85Accel, TestAccel};
 use rust_hdl::prelude::*;
 use std::path::PathBuf;
 
 fn usage() -> ! {
-    eprintln!("usage: crew-hw-gen --config <ecp5-25f|ecp5-85f|test> --kind <crew|dense> -o <dir>");
+    eprintln!("usage: crew-hw-gen --config <ecp5-25f|ecp5-85f|test|test25|test85> --kind <crew|dense> -o <dir>");
     std::process::exit(2)
 }
 
-fn verilog<const WA: usize, const IA: usize, const OA: usize>(cfg: &DeviceConfig) -> String {
-    let mut uut = Shell::<WA, IA, OA>::new(cfg);
+fn verilog<T: BusTop>(cfg: &DeviceConfig) -> String {
+    let mut uut = T::build(cfg);
     uut.connect_all();
     generate_verilog(&uut)
 }
@@ -28,21 +29,27 @@ fn main() {
         }
     }
     let (Some(config), Some(kind), Some(out)) = (config, kind, out) else { usage() };
-    let base =
-        if config == "test" { crew_hw::TEST_CONFIG } else { DeviceConfig::preset(&config).unwrap_or_else(|| usage()) };
+    let base = match config.as_str() {
+        "test" => crew_hw::TEST_CONFIG,
+        "test25" => crew_hw::TEST_CONFIG_25F_LANES,
+        "test85" => crew_hw::TEST_CONFIG_85F_LANES,
+        _ => DeviceConfig::preset(&config).unwrap_or_else(|| usage()),
+    };
     let kind = match kind.as_str() {
         "crew" => CoreKind::Crew,
         "dense" => CoreKind::Dense,
         _ => usage(),
     };
     let cfg = base.with_kind(kind);
-    let ia = |d: u32| d.div_ceil(4);
-    let v = match (cfg.wmem_words, ia(cfg.ibuf_depth), cfg.obuf_depth) {
-        (1024, 16, 64) => verilog::<10, 4, 6>(&cfg),
-        (16384, 256, 1024) => verilog::<14, 8, 10>(&cfg),
-        (65536, 512, 2048) => verilog::<16, 9, 11>(&cfg),
-        (w, i, o) => {
-            eprintln!("crew-hw-gen: no instantiation for memory sizes {w}/{i}/{o}; add one to crew-hw-gen");
+    // Each instantiation's const parameters are checked against the config in `Accel::new`.
+    let v = match (cfg.lanes, cfg.mults, cfg.wmem_words, cfg.ibuf_depth, cfg.obuf_depth) {
+        (4, 2, 1024, 64, 256) => verilog::<TestAccel>(&cfg),
+        (8, 4, 1024, 64, 64) => verilog::<Test25Accel>(&cfg),
+        (32, 16, 1024, 64, 256) => verilog::<Test85Accel>(&cfg),
+        (8, 4, 8192, 1024, 1024) => verilog::<Ecp5_25fAccel>(&cfg),
+        (32, 16, 65536, 2048, 2048) => verilog::<Ecp5_85fAccel>(&cfg),
+        (l, m, w, i, o) => {
+            eprintln!("crew-hw-gen: no instantiation for lanes {l}, mults {m}, memories {w}/{i}/{o}; add one");
             std::process::exit(1)
         }
     };

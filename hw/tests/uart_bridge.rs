@@ -1,0 +1,302 @@
+//! RTL simulation of the UART bridge against the frames of `crew_core::uart`: request bytes go
+//! into the `rx` pin as 8N1 bit streams, the `tx` pin is decoded back into bytes and compared with
+//! the response `crew_core::uart` expects. The bus side is a register model with the handshake
+//! timing of `bus::Shell` (`ready` one cycle after `valid`, read data with it).
+
+use crew_core::regs;
+use crew_core::uart::{
+    cmd, crc16_update, encode_request, encode_response, expected_response, Request, Response, Status, REQ_SYNC,
+};
+use crew_hw::uart_bridge::{Crc16Byte, UartBridge};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_hdl::prelude::*;
+use std::collections::{HashMap, VecDeque};
+
+const SETTLE: usize = 100;
+
+/// The bridge, a bus-slave model and UART line models, stepped one clock at a time.
+struct Bench {
+    uut: Box<UartBridge>,
+    div: u32,
+    /// `rx` levels still to drive, one per clock.
+    rx: VecDeque<bool>,
+    mem: HashMap<u32, u32>,
+    ack: bool,
+    rdata: u32,
+    accesses: u64,
+    // The `tx` decoder.
+    tx_state: Option<(u32, u32, u32)>, // (clocks into the frame, bits taken, shift)
+    received: Vec<u8>,
+    cycles: u64,
+}
+
+impl Bench {
+    fn new(div: u32) -> Bench {
+        let mut uut = Box::new(UartBridge::new(div));
+        uut.connect_all();
+        let mut b = Bench {
+            uut,
+            div,
+            rx: VecDeque::new(),
+            mem: HashMap::new(),
+            ack: false,
+            rdata: 0,
+            accesses: 0,
+            tx_state: None,
+            received: Vec::new(),
+            cycles: 0,
+        };
+        b.uut.rx.next = true;
+        b.settle();
+        // Let the receiver's synchroniser see an idle line.
+        b.run(4 * div as u64);
+        b
+    }
+
+    fn settle(&mut self) {
+        assert!(simulate(&mut *self.uut, SETTLE), "the circuit did not settle");
+    }
+
+    /// Queue bytes on `rx` (8N1, LSB first), with `gap` idle bits after each.
+    fn send(&mut self, bytes: &[u8], gap: u32) {
+        for &b in bytes {
+            let bits = std::iter::once(false).chain((0..8).map(|k| b >> k & 1 == 1)).chain(std::iter::once(true));
+            for bit in bits.chain((0..gap).map(|_| true)) {
+                for _ in 0..self.div {
+                    self.rx.push_back(bit);
+                }
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        self.uut.rx.next = self.rx.pop_front().unwrap_or(true);
+        self.uut.ready.next = self.ack;
+        self.uut.rdata.next = self.rdata.to_bits();
+        self.settle();
+        let valid = self.uut.valid.val();
+        let we = self.uut.we.val();
+        let addr = self.uut.addr.val().to_u64() as u32;
+        let wdata = self.uut.wdata.val().to_u64() as u32;
+        let tx = self.uut.tx.val();
+        self.uut.clock.next = Clock { clk: false };
+        self.settle();
+        self.uut.clock.next = Clock { clk: true };
+        self.settle();
+        self.cycles += 1;
+        // Bus slave: an access starts when valid meets !ack, and is acknowledged next cycle.
+        let go = valid && !self.ack;
+        if go {
+            self.accesses += 1;
+            assert_eq!(addr % 4, 0, "unaligned bus access {addr:#x}");
+            if we {
+                self.mem.insert(addr, wdata);
+            } else {
+                self.rdata = self.read_model(addr);
+            }
+        }
+        self.ack = go;
+        self.decode_tx(tx);
+    }
+
+    fn read_model(&self, addr: u32) -> u32 {
+        match addr {
+            regs::ID => regs::ID_MAGIC,
+            _ => self.mem.get(&addr).copied().unwrap_or(0),
+        }
+    }
+
+    /// A receiver on `tx`: start on a falling edge, sample mid-bit.
+    fn decode_tx(&mut self, tx: bool) {
+        let d = self.div;
+        match self.tx_state.take() {
+            None => {
+                if !tx {
+                    self.tx_state = Some((0, 0, 0));
+                }
+            }
+            Some((t, bits, shift)) => {
+                let t = t + 1;
+                // Bit k (0 = start) is centred at k * d + d / 2 clocks after the edge.
+                if t == bits * d + d / 2 {
+                    match bits {
+                        0 => {
+                            assert!(!tx, "tx start bit glitch at cycle {}", self.cycles);
+                            self.tx_state = Some((t, 1, 0));
+                        }
+                        1..=8 => self.tx_state = Some((t, bits + 1, shift | (tx as u32) << (bits - 1))),
+                        _ => {
+                            assert!(tx, "tx stop bit missing at cycle {}", self.cycles);
+                            self.received.push(shift as u8);
+                        }
+                    }
+                } else {
+                    self.tx_state = Some((t, bits, shift));
+                }
+            }
+        }
+    }
+
+    fn run(&mut self, n: u64) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+
+    /// Drive `bytes` and run until `expect` response bytes arrived (and the line is idle again).
+    fn exchange(&mut self, bytes: &[u8], expect: usize) -> Vec<u8> {
+        self.received.clear();
+        self.send(bytes, 0);
+        let bit = self.div as u64;
+        // Line time of both frames, plus bus time (a few cycles per buffered word).
+        let limit = (self.rx.len() as u64) + (expect as u64 + 4) * 12 * bit + 4 * bytes.len() as u64 + 200;
+        let mut n = 0;
+        while (self.received.len() < expect || !self.rx.is_empty()) && n < limit {
+            self.step();
+            n += 1;
+        }
+        // Nothing more may follow.
+        self.run(24 * bit);
+        std::mem::take(&mut self.received)
+    }
+
+    /// Send a request; the response must be exactly the expected one.
+    fn check(&mut self, req: &Request, resp: &Response) {
+        let want = encode_response(resp).unwrap();
+        let got = self.exchange(&encode_request(req).unwrap(), want.len());
+        assert_eq!(got, want, "response to {req:?}");
+    }
+}
+
+#[test]
+fn crc_block_matches_crew_core() {
+    let mut c = Crc16Byte::default();
+    c.connect_all();
+    let mut r = ChaCha8Rng::seed_from_u64(1);
+    for _ in 0..2000 {
+        let (crc, byte): (u16, u8) = (r.gen(), r.gen());
+        c.crc.next = (crc as u64).to_bits();
+        c.din.next = (byte as u64).to_bits();
+        assert!(simulate(&mut c, SETTLE));
+        assert_eq!(c.out.val().to_u64() as u16, crc16_update(crc, byte), "crc {crc:#06x} byte {byte:#04x}");
+    }
+}
+
+#[test]
+fn write_and_read_scratch() {
+    let mut b = Bench::new(4);
+    let w = Request::Write { addr: regs::SCRATCH, value: 0xC0DE_5EED };
+    b.check(&w, &expected_response(&w, vec![]));
+    assert_eq!(b.mem.get(&regs::SCRATCH), Some(&0xC0DE_5EED));
+    let r = Request::Read { addr: regs::SCRATCH };
+    b.check(&r, &expected_response(&r, vec![0xC0DE_5EED]));
+    let r = Request::Read { addr: regs::ID };
+    b.check(&r, &expected_response(&r, vec![regs::ID_MAGIC]));
+    assert_eq!(b.accesses, 3);
+}
+
+#[test]
+fn burst_to_the_weight_window() {
+    let mut b = Bench::new(4);
+    let mut r = ChaCha8Rng::seed_from_u64(7);
+    for (base, n) in [(regs::WEIGHT_WINDOW, 256usize), (regs::WEIGHT_WINDOW + 0x400, 3)] {
+        let data: Vec<u32> = (0..n).map(|_| r.gen()).collect();
+        let w = Request::WriteBurst { addr: base, data: data.clone() };
+        b.check(&w, &expected_response(&w, vec![]));
+        for (k, &v) in data.iter().enumerate() {
+            assert_eq!(b.mem.get(&(base + 4 * k as u32)), Some(&v), "word {k}");
+        }
+        let rd = Request::ReadBurst { addr: base, count: n as u16 };
+        b.check(&rd, &expected_response(&rd, data));
+    }
+}
+
+#[test]
+fn bad_checksum_is_answered_and_the_next_frame_served() {
+    let mut b = Bench::new(4);
+    // Corrupt write data: answered BadChecksum with the command echoed, nothing written.
+    let w = Request::WriteBurst { addr: regs::WEIGHT_WINDOW, data: vec![1, 2, 3, 4] };
+    let mut f = encode_request(&w).unwrap();
+    f[12] ^= 0x08;
+    let want = encode_response(&Response::error(Status::BadChecksum, cmd::WRITE_BURST)).unwrap();
+    assert_eq!(b.exchange(&f, want.len()), want);
+    assert_eq!(b.accesses, 0, "a write with a bad CRC never reaches the bus");
+    // The good frame right after is served.
+    b.check(&w, &expected_response(&w, vec![]));
+    assert_eq!(b.mem.get(&(regs::WEIGHT_WINDOW + 12)), Some(&4));
+
+    // A corrupt header: BadChecksum with command 0.
+    let r = Request::Read { addr: regs::SCRATCH };
+    let mut f = encode_request(&r).unwrap();
+    f[4] ^= 0x01;
+    let want = encode_response(&Response::error(Status::BadChecksum, 0)).unwrap();
+    assert_eq!(b.exchange(&f, want.len()), want);
+    let w = Request::Write { addr: regs::SCRATCH, value: 99 };
+    b.check(&w, &expected_response(&w, vec![]));
+    b.check(&r, &expected_response(&r, vec![99]));
+}
+
+#[test]
+fn intact_but_invalid_headers_are_bad_frames() {
+    let mut b = Bench::new(4);
+    for (c, len) in [(0x07u8, 0u8), (cmd::READ, 1), (cmd::WRITE, 5)] {
+        let mut h = vec![REQ_SYNC, c, len, 0x48, 0, 0, 0];
+        let crc = h.iter().fold(0xFFFFu16, |a, &x| crc16_update(a, x));
+        h.extend_from_slice(&crc.to_be_bytes());
+        let want = encode_response(&Response::error(Status::BadFrame, c)).unwrap();
+        assert_eq!(b.exchange(&h, want.len()), want, "cmd {c:#x} len {len}");
+    }
+    assert_eq!(b.accesses, 0);
+}
+
+#[test]
+fn garbage_before_a_frame_is_skipped() {
+    let mut b = Bench::new(5);
+    let w = Request::Write { addr: regs::SCRATCH, value: 0x1234_5678 };
+    let mut bytes = vec![0x00, 0xFF, 0x13, 0x5A];
+    bytes.extend_from_slice(&encode_request(&w).unwrap());
+    let want = encode_response(&expected_response(&w, vec![])).unwrap();
+    assert_eq!(b.exchange(&bytes, want.len()), want);
+    let r = Request::ReadBurst { addr: regs::SCRATCH, count: 1 };
+    b.check(&r, &expected_response(&r, vec![0x1234_5678]));
+}
+
+#[test]
+fn idle_gaps_between_bytes_are_fine_at_another_divisor() {
+    let mut b = Bench::new(7);
+    let w = Request::WriteBurst { addr: regs::INPUT_WINDOW, data: vec![5, 6, 7] };
+    b.received.clear();
+    b.send(&encode_request(&w).unwrap(), 3);
+    let want = encode_response(&expected_response(&w, vec![])).unwrap();
+    let got = b.exchange(&[], want.len());
+    assert_eq!(got, want);
+    assert_eq!(b.mem.get(&(regs::INPUT_WINDOW + 8)), Some(&7));
+}
+
+#[test]
+fn bridge_generates_verilog_that_iverilog_accepts() {
+    let mut uut = UartBridge::new(25);
+    uut.connect_all();
+    let v = generate_verilog(&uut);
+    assert!(v.contains("module top"), "no top module");
+    assert!(v.contains("reg[31:0] mem[255:0]"), "the write buffer is one 256 x 32 memory");
+    let Ok(path) = which_iverilog() else {
+        eprintln!("iverilog not on PATH (scripts/install-fpga-tools.sh installs it): Verilog not compiled");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("crew-uart-bridge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bridge.v");
+    std::fs::write(&f, &v).unwrap();
+    let o = std::process::Command::new(path).arg("-o").arg(dir.join("bridge.vvp")).arg(&f).output().unwrap();
+    if o.status.success() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert!(o.status.success(), "iverilog rejected the bridge:\n{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn which_iverilog() -> Result<std::path::PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path).map(|d| d.join("iverilog")).find(|p| p.is_file()).ok_or(())
+}

@@ -50,14 +50,15 @@ pub struct DeviceConfig {
 impl DeviceConfig {
     /// Sized for the LFE5U-25F (56 EBR, 28 DSP). One group: every group would need its own
     /// index stream, i.e. its own copy of weight memory. 8 lanes read 8 x 8 + 31 bits a cycle,
-    /// so weight memory is 4 word-interleaved banks (8192 words = 16 EBR); MiniLM layers
+    /// so weight memory is 4 word-interleaved banks of 4096 words (32 of the 56 EBR; product
+    /// tables 16, accumulators 8, the input buffer is LUT RAM: 56 in all); MiniLM layers
     /// (n_out 384: 48 cycles per column) stay accumulate-bound up to |U_i| = 4 * (48 - 4) = 176.
     pub const ECP5_25F: DeviceConfig = DeviceConfig {
         kind: CoreKind::Crew,
         lanes: 8,
         groups: 1,
         mults: 4,
-        wmem_words: 8192,
+        wmem_words: 16384,
         ibuf_depth: 1024,
         obuf_depth: 1024,
     };

@@ -8,7 +8,10 @@
 //!
 //! Port A reads or writes (bus writes and reads when idle, descriptor and table reads while the
 //! engine runs); port B only reads (the index stream). That is the true-dual-port shape of an
-//! ECP5 DP16KD. Read data is registered (one cycle latency).
+//! ECP5 DP16KD; port A is "no change" on a write (its read data keeps the previous value) and
+//! port B does not read in a bus-write cycle, so yosys maps a bank to the minimum number of
+//! DP16KD with no collision logic (reading port B during a write doubled the blocks).
+//! Read data is registered (one cycle latency).
 //!
 //! The banks' read data travel to the engine on an OR chain (`*_cin` -> `*_cout`), each bank
 //! placing its word at bit `32 k`: rust-hdl's generator cannot index two arrays in one name, so
@@ -56,11 +59,17 @@ impl<const BA: usize, const NBW: usize> Logic for Bank<BA, NBW> {
         if self.clock.pos_edge() {
             let ra = self.row(self.a_addr.val().to_u64());
             let rb = self.row(self.b_addr.val().to_u64());
-            self._a_q = self._mem.get(&ra).copied().unwrap_or_default();
-            self._b_q = self._mem.get(&rb).copied().unwrap_or_default();
+            // Port B does not read in a bus-write cycle (never needed: the engine does not run
+            // then), so yosys need not emulate a cross-port read-during-write.
+            if !self.a_we.val() {
+                self._b_q = self._mem.get(&rb).copied().unwrap_or_default();
+            }
             let nb = 1u64 << self._lognb;
+            // Port A writes or reads (DP16KD "no change" mode: a write leaves the read data).
             if self.a_we.val() && (self.a_addr.val().to_u64() & (nb - 1)) == self._k as u64 {
                 self._mem.insert(ra, self.a_wdata.val());
+            } else {
+                self._a_q = self._mem.get(&ra).copied().unwrap_or_default();
             }
         }
         let pos = 32 * self._k as u64;
@@ -89,12 +98,15 @@ wire [31:0] b_row = (b_addr >> {l}) + ((b_addr & {mask}) > {k} ? 1 : 0);
 always @(posedge clock) begin
    if (a_we && ((a_addr & {mask}) == {k})) begin
       mem[a_row[{ba1}:0]] <= a_wdata;
+   end else begin
+      a_q <= mem[a_row[{ba1}:0]];
    end
-   a_q <= mem[a_row[{ba1}:0]];
 end
 
 always @(posedge clock) begin
-   b_q <= mem[b_row[{ba1}:0]];
+   if (!a_we) begin
+      b_q <= mem[b_row[{ba1}:0]];
+   end
 end
 
 always @(*) begin
@@ -107,6 +119,55 @@ end
             ba1 = BA - 1,
             pad = NBW - 32,
             pos = 32 * k,
+        ))
+    }
+}
+
+/// A 32-bit memory with one write port and one registered read port that synthesis must build
+/// from LUT RAM (`ram_style = "distributed"`): the input buffer, so that the block RAMs are left
+/// for weights, tables and accumulators. Ports as rust-hdl's `RAM`.
+#[derive(LogicBlock, Default)]
+pub struct LutRam<const N: usize> {
+    pub read_address: Signal<In, Bits<N>>,
+    pub read_clock: Signal<In, Clock>,
+    pub read_data: Signal<Out, Bits<32>>,
+    pub write_address: Signal<In, Bits<N>>,
+    pub write_clock: Signal<In, Clock>,
+    pub write_data: Signal<In, Bits<32>>,
+    pub write_enable: Signal<In, bool>,
+    _mem: BTreeMap<u64, Bits<32>>,
+}
+
+impl<const N: usize> Logic for LutRam<N> {
+    fn update(&mut self) {
+        if self.read_clock.pos_edge() {
+            self.read_data.next = self._mem.get(&self.read_address.val().to_u64()).copied().unwrap_or_default();
+        }
+        if self.write_clock.pos_edge() && self.write_enable.val() {
+            self._mem.insert(self.write_address.val().to_u64(), self.write_data.val());
+        }
+    }
+
+    fn connect(&mut self) {
+        self.read_data.connect();
+    }
+
+    fn hdl(&self) -> Verilog {
+        Verilog::Custom(format!(
+            "\
+(* ram_style = \"distributed\" *) reg [31:0] mem[0:{last}];
+
+always @(posedge read_clock) begin
+   read_data <= mem[read_address];
+end
+
+always @(posedge write_clock) begin
+   if (write_enable) begin
+      mem[write_address] <= write_data;
+   end
+end
+",
+            last = (1usize << N) - 1
         ))
     }
 }

@@ -26,7 +26,7 @@
 //! No fill: column `s` streams its `n_out` int8 weights (index width 8) in `acc` cycles, the
 //! columns back to back; each lane multiplies weight by activation.
 
-use crate::bank::Bank;
+use crate::bank::{Bank, LutRam};
 use crate::lane::{Lane, Mult};
 use crew_core::config::{CoreKind, DeviceConfig};
 use crew_core::regs::ErrorCode;
@@ -77,7 +77,7 @@ pub struct Engine<
     pub adds: Signal<Out, Bits<32>>,
 
     pub banks: Vec<Bank<BA, NBW>>,
-    pub ibuf: RAM<Bits<32>, IA>,
+    pub ibuf: LutRam<IA>,
     pub lanes: Vec<Lane<TA, OBA, PW, NBW>>,
     pub mul: Vec<Mult<PW>>,
 

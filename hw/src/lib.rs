@@ -6,6 +6,7 @@
 //! baseline at elaboration. `docs/hw.md` describes the microarchitecture.
 
 pub mod bank;
+pub mod board;
 pub mod bus;
 pub mod engine;
 pub mod lane;
@@ -59,6 +60,6 @@ pub type Test25Sim = sim::SimCore<Test25Accel>;
 /// [`TEST_CONFIG_85F_LANES`]: lanes 32, mults 16, 16 banks of 64 words, 8 rows per lane.
 pub type Test85Accel = top::Accel<4, 32, 16, 16, 6, 512, 3, 5, 256>;
 /// The `ecp5-25f` preset.
-pub type Ecp5_25fAccel = top::Accel<8, 8, 4, 4, 11, 128, 7, 7, 64>;
+pub type Ecp5_25fAccel = top::Accel<8, 8, 4, 4, 12, 128, 7, 7, 64>;
 /// The `ecp5-85f` preset.
 pub type Ecp5_85fAccel = top::Accel<9, 32, 16, 16, 12, 512, 6, 5, 256>;

@@ -64,7 +64,10 @@ endmodule
 
 fn cosim(cfg: &DeviceConfig, name: &str) {
     if !have_iverilog() {
-        assert!(std::env::var_os("CREW_SKIP_IVERILOG").is_some(), "iverilog not found (set CREW_SKIP_IVERILOG to skip)");
+        assert!(
+            std::env::var_os("CREW_SKIP_IVERILOG").is_some(),
+            "iverilog not found (set CREW_SKIP_IVERILOG to skip)"
+        );
         return;
     }
     let (n_out, n_in) = (23usize, 5usize);

@@ -20,6 +20,8 @@
 //! the sum of the columns' largest product magnitudes `|a_i| * max |U_i|` stays within 32767, so
 //! the i16 partial sums are exact; each segment is then widened and added into i32.
 
+#![deny(unsafe_code)]
+
 use super::{check_batch, check_len, simd, Backend, KernelError};
 use crate::encode::{EncodedLayer, IndexReader};
 

@@ -5,6 +5,8 @@
 //! single-vector GEMV no faster than a plain loop (about 105 µs against `gemm`'s 7 µs on a
 //! 384x384 layer on the machine this was written on).
 
+#![deny(unsafe_code)]
+
 use super::{check_batch, check_len, check_shape, simd, KernelError};
 
 /// `y = W x` in f32, `w` row-major `[n_out][n_in]`.

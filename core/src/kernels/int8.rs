@@ -7,6 +7,8 @@
 //! vectors and each input load serves four rows. The portable path does the same arithmetic in
 //! plain Rust, one weight row against every vector of the batch while the row is in L1.
 
+#![deny(unsafe_code)]
+
 use super::{check_batch, check_len, check_shape, simd, Backend, KernelError};
 
 /// `acc = q a` in i32, `q` row-major `[n_out][n_in]`.
@@ -48,7 +50,13 @@ pub fn gemv_i8_batch<I: AsRef<[i8]>>(
 fn portable<I: AsRef<[i8]>>(q: &[i8], n_out: usize, n_in: usize, batch: &[I], out: &mut [i32]) {
     for (j, row) in q.chunks_exact(n_in).enumerate() {
         for (v, a) in batch.iter().enumerate() {
-            let dot = row.iter().zip(a.as_ref()).fold(0i32, |s, (&w, &x)| s.wrapping_add(w as i32 * x as i32));
+            // Plain sums over chunks (which cannot overflow: 64 * 128 * 128 < 2^31) vectorize;
+            // chunks are added wrapping, so that no input makes this panic.
+            let dot = row
+                .chunks(64)
+                .zip(a.as_ref().chunks(64))
+                .map(|(r, x)| r.iter().zip(x).map(|(&w, &v)| w as i32 * v as i32).sum::<i32>())
+                .fold(0i32, i32::wrapping_add);
             out[v * n_out + j] = dot;
         }
     }

@@ -496,6 +496,15 @@ fn fmt_time(s: f64) -> String {
     }
 }
 
+/// Energy given in pJ, in nJ or µJ.
+fn fmt_energy(pj: f64) -> String {
+    if pj >= 1e6 {
+        format!("{:.2} µJ", pj / 1e6)
+    } else {
+        format!("{:.1} nJ", pj / 1e3)
+    }
+}
+
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
         a / b
@@ -534,8 +543,8 @@ fn tables(ctx: &Run, results: &[LayerResult]) -> (Table, Table, Table, Table) {
         "speedup",
         "CREW time",
         "dense time",
-        "CREW vs CPU int8",
-        "dense vs CPU int8",
+        "CREW speedup over CPU int8",
+        "dense speedup over CPU int8",
     ]);
     let mut ops = Table::new(&[
         "layer",
@@ -590,16 +599,18 @@ fn tables(ctx: &Run, results: &[LayerResult]) -> (Table, Table, Table, Table) {
             dense.counts.adds.to_string(),
         ]
     };
-    for r in results {
+    // With many layers the plots label layers by index: show it in the tables too.
+    let label = |i: usize, r: &LayerResult| if results.len() > 6 { format!("{i}: {}", r.name) } else { r.name.clone() };
+    for (i, r) in results.iter().enumerate() {
         cpu.row(row_cpu(
-            r.name.clone(),
+            label(i, r),
             format!("{}x{}", r.n_out, r.n_in),
             format!("{:.1}", r.mean_unique),
             format!("{:.2}", r.mean_bits),
             &r.cpu,
         ));
-        dev.row(row_dev(r.name.clone(), &r.crew, &r.dense, r.weights(), r.cpu[1]));
-        ops.row(row_ops(r.name.clone(), &r.crew, &r.dense, r.int8_bits));
+        dev.row(row_dev(label(i, r), &r.crew, &r.dense, r.weights(), r.cpu[1]));
+        ops.row(row_ops(label(i, r), &r.crew, &r.dense, r.int8_bits));
     }
     let t = totals(results);
     let cols: u64 = results.iter().map(|r| r.n_in as u64).sum();
@@ -771,8 +782,9 @@ fn render_markdown(
     s += &md_table(&sum);
     let _ = writeln!(
         s,
-        "\nThe paper's figures are averages over its own networks and designs (CREW paper: speedup and energy \
-         savings over a TPU-like accelerator and over UCNN). Ours compare the CREW core with the dense int8 core \
+        "\nThe paper's figures are averages over its own networks and designs (M. Riera, J.-M. Arnau, A. González, \
+         \"CREW: Computation Reuse and Efficient Weight Storage for Hardware-accelerated MLPs and RNNs\": speedup \
+         and energy savings over a TPU-like accelerator and over UCNN). Ours compare the CREW core with the dense int8 core \
          built from the same components **at equal lanes**; an equal-area comparison would need the synthesized \
          area of both cores on one part, which we do not have yet, so none is claimed.\n"
     );
@@ -784,7 +796,7 @@ fn render_markdown(
     let _ = writeln!(
         s,
         "\n`util` is the share of lane-cycles that consumed a weight (`n_out * n_in / (lanes * groups * cycles)`); \
-         `CREW vs CPU int8` is the CPU int8 kernel's time over the projected device time.\n"
+         `speedup over CPU int8` is the CPU int8 kernel's time over the projected device time (below 1x: the CPU is faster).\n"
     );
     let _ = writeln!(s, "## Weight memory moved, multiplications and additions (per vector)\n");
     s += &md_table(&ops);
@@ -816,12 +828,12 @@ fn render_markdown(
     for (name, x) in [("CREW", &ec), ("dense", &ed)] {
         e.row(vec![
             name.into(),
-            format!("{:.1} nJ", x.mults / 1e3),
-            format!("{:.1} nJ", x.adds / 1e3),
-            format!("{:.1} nJ", x.sram / 1e3),
-            format!("{:.1} nJ", x.on_chip() / 1e3),
-            format!("{:.1} nJ", x.dram / 1e3),
-            format!("{:.1} nJ", x.streamed() / 1e3),
+            fmt_energy(x.mults),
+            fmt_energy(x.adds),
+            fmt_energy(x.sram),
+            fmt_energy(x.on_chip()),
+            fmt_energy(x.dram),
+            fmt_energy(x.streamed()),
         ]);
     }
     s += &md_table(&e);
@@ -875,23 +887,28 @@ fn findings(ctx: &Run, results: &[LayerResult]) -> String {
         );
     }
     let saved = 100.0 - 100.0 * ratio(t.crew.counts.mults as f64, t.dense.counts.mults as f64);
+    let bits = 100.0 - 100.0 * ratio(t.crew.weight_bits as f64, t.dense.weight_bits as f64);
+    let bits = if bits >= 0.0 {
+        format!("and {bits:.1}% of the weight bits")
+    } else {
+        format!("but reads {:.1}% more weight bits (tables and descriptors outweigh the narrower indices)", -bits)
+    };
     let _ = writeln!(
         s,
         "* **CREW core vs dense core at equal lanes**: {:.3}x in cycles. Both consume one weight per lane per \
          cycle, so at equal lanes CREW can at best tie; its table fills hide behind the adds (lane utilization \
-         {:.1}% vs {:.1}%). What CREW saves is {saved:.1}% of the multiplications and {:.1}% of the weight bits, \
-         which buys lanes per part (DSPs are not needed per lane) and energy, not cycles per lane.",
+         {:.1}% vs {:.1}%). CREW saves {saved:.1}% of the multiplications {bits}: what it can buy is lanes \
+         per part (a lane needs no multiplier) and energy, not cycles per lane.",
         ratio(t.dense.counts.cycles as f64, t.crew.counts.cycles as f64),
         util(&t.crew, &ctx.crew_cfg, t.weights),
         util(&t.dense, &ctx.dense_cfg, t.weights),
-        100.0 - 100.0 * ratio(t.crew.weight_bits as f64, t.dense.weight_bits as f64)
     );
     let cc = clock_for(&ctx.clocks, CoreKind::Crew);
     let b = ctx.args.batch as f64;
     let _ = writeln!(
         s,
         "* **Device vs CPU**: at {} MHz{} the CREW core takes {} for {} vector(s) of the whole model, the CPU \
-         int8 kernel {} ({:.2}x the device's speed) and the f32 kernel {}.\n",
+         int8 kernel {} (the device takes {:.2}x as long) and the f32 kernel {}.\n",
         cc.mhz,
         if cc.nominal { " (nominal)" } else { "" },
         fmt_time(t.crew.counts.cycles as f64 * b / (cc.mhz * 1e6)),
@@ -931,6 +948,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
+    // Temporary files are private (0600); a report is an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -978,7 +1001,7 @@ fn plot_speedup(path: &Path, ctx: &Run, results: &[LayerResult]) -> anyhow::Resu
                     String::new()
                 }
             })
-            .x_desc(if n > 6 { "layer (index in the report's tables)" } else { "layer" })
+            .x_desc(if n > 6 { "layer (the number before its name in the report's tables)" } else { "layer" })
             .y_desc("dense cycles / CREW cycles")
             .y_label_formatter(&|v| format!("{v:.1}x"))
             .draw()?;
@@ -1004,7 +1027,8 @@ fn plot_speedup(path: &Path, ctx: &Run, results: &[LayerResult]) -> anyhow::Resu
 fn plot_storage(path: &Path, ctx: &Run, results: &[LayerResult]) -> anyhow::Result<()> {
     let n = results.len();
     let kib = |bits: u64| bits as f64 / 8.0 / 1024.0;
-    let y_max = results.iter().map(|r| kib(r.crew.weight_bits).max(kib(r.int8_bits))).fold(1.0f64, f64::max) * 1.15;
+    // Headroom above the bars for the legend.
+    let y_max = results.iter().map(|r| kib(r.crew.weight_bits).max(kib(r.int8_bits))).fold(1.0f64, f64::max) * 1.3;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 520)).into_drawing_area();
@@ -1030,7 +1054,7 @@ fn plot_storage(path: &Path, ctx: &Run, results: &[LayerResult]) -> anyhow::Resu
                     String::new()
                 }
             })
-            .x_desc(if n > 6 { "layer (index in the report's tables)" } else { "layer" })
+            .x_desc(if n > 6 { "layer (the number before its name in the report's tables)" } else { "layer" })
             .y_desc("KiB")
             .draw()?;
         chart

@@ -46,7 +46,7 @@ fn main() {
         (4, 2, 1024, 64, 256) => verilog::<TestAccel>(&cfg),
         (8, 4, 1024, 64, 64) => verilog::<Test25Accel>(&cfg),
         (32, 16, 1024, 64, 256) => verilog::<Test85Accel>(&cfg),
-        (8, 4, 8192, 1024, 1024) => verilog::<Ecp5_25fAccel>(&cfg),
+        (8, 4, 16384, 1024, 1024) => verilog::<Ecp5_25fAccel>(&cfg),
         (32, 16, 65536, 2048, 2048) => verilog::<Ecp5_85fAccel>(&cfg),
         (l, m, w, i, o) => {
             eprintln!("crew-hw-gen: no instantiation for lanes {l}, mults {m}, memories {w}/{i}/{o}; add one");

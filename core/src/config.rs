@@ -52,7 +52,7 @@ impl DeviceConfig {
     /// index stream, i.e. its own copy of weight memory. 8 lanes read 8 x 8 + 31 bits a cycle,
     /// so weight memory is 4 word-interleaved banks of 4096 words (32 of the 56 EBR; product
     /// tables 16, accumulators 8, the input buffer is LUT RAM: 56 in all); MiniLM layers
-    /// (n_out 384: 48 cycles per column) stay accumulate-bound up to |U_i| = 4 * (48 - 4) = 176.
+    /// (n_out 384: 48 cycles per column) stay accumulate-bound up to |U_i| = 4 * (48 - 5) = 172.
     pub const ECP5_25F: DeviceConfig = DeviceConfig {
         kind: CoreKind::Crew,
         lanes: 8,
@@ -63,7 +63,7 @@ impl DeviceConfig {
         obuf_depth: 1024,
     };
     /// Sized for the LFE5U-85F (208 EBR, 156 DSP). 32 lanes, 16 weight banks (65536 words =
-    /// 128 EBR); n_out 384 gives 12 cycles per column, accumulate-bound up to |U_i| = 128
+    /// 128 EBR); n_out 384 gives 12 cycles per column, accumulate-bound up to |U_i| = 112
     /// (MiniLM's mean is 54, its maximum 156).
     pub const ECP5_85F: DeviceConfig = DeviceConfig {
         kind: CoreKind::Crew,

@@ -20,11 +20,13 @@ use crate::config::{CoreKind, DeviceConfig};
 
 /// Cycles from START to the first descriptor request (dimension checks).
 pub const START_CYCLES: u64 = 2;
-/// Cycles of a column's table fill beyond its multiplications: descriptor fetch and multiplier pipeline.
-pub const FILL_LATENCY: u64 = 4;
-/// Cycles after the last output group is issued until DONE: index unpack with the product and
-/// accumulator reads, then add and accumulator write.
-pub const DRAIN_CYCLES: u64 = 2;
+/// Cycles of a column's table fill beyond its multiplications (crew-hw's filler): descriptor read,
+/// register, decode and check, then multiply and table write after the last chunk read.
+pub const FILL_LATENCY: u64 = 5;
+/// Cycles after the last output group is issued until DONE (crew-hw's lane pipeline): the
+/// index window arrives and is registered, the indices are unpacked with the product and
+/// accumulator reads, then the add and accumulator write.
+pub const DRAIN_CYCLES: u64 = 3;
 
 /// Operation counts and cycles of one run of one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -91,9 +93,9 @@ mod tests {
     #[test]
     fn crew_hand_computed() {
         let cfg = DeviceConfig { lanes: 4, groups: 2, mults: 2, ..DeviceConfig::ECP5_25F };
-        // n_out = 10 -> acc = 3; fills: 4+1=5, 4+3=7 | 4+2=6 -> steps F = [7, 6], F(2) = 0.
+        // n_out = 10 -> acc = 3; fills: 5+1=6, 5+3=8 | 5+2=7 -> steps F = [8, 7], F(2) = 0.
         let c = crew_counts(&cfg, 10, &[2, 5, 4]);
-        assert_eq!(c.cycles, START_CYCLES + 7 + 6 + 3 + DRAIN_CYCLES);
+        assert_eq!(c.cycles, START_CYCLES + 8 + 7 + 3 + DRAIN_CYCLES);
         assert_eq!(c.mults, 11);
         assert_eq!(c.adds, 30);
     }

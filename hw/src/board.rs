@@ -328,15 +328,19 @@ impl<
         wifi_gpio0.add_location(0, pins::WIFI_GPIO0);
         wifi_gpio0.add_signal_type(0, SignalType::LowVoltageCMOS_3v3);
 
+        // The core clock's net is named by yosys (after a flip-flop's clock pin), so the LPF does not
+        // name it: nextpnr derives its constraint from the 25 MHz input and the PLL dividers
+        // ("Derived frequency constraint of ... MHz"); the build also passes --freq.
         let mut pll = Ecp5Pll::new(&board.pll);
-        // The core clock: nextpnr derives it from the PLL too; the explicit constraint names it.
         pll.clkout.add_constraint(PinConstraint {
             index: 0,
-            constraint: Constraint::Timing(Timing::Periodic(PeriodicTiming {
-                net: "pll$clkout".into(),
-                period_nanoseconds: 1000.0 / board.pll.fout_mhz(),
-                duty_cycle: 50.0,
-            })),
+            constraint: Constraint::Timing(Timing::Custom(format!(
+                "# core clock {} MHz: EHXPLLL CLKI {} MHz x CLKFB_DIV {} / CLKI_DIV {} (derived by nextpnr)",
+                mhz_text(board.pll.fout_mhz()),
+                mhz_text(board.pll.fin_mhz),
+                board.pll.clkfb_div,
+                board.pll.clki_div
+            ))),
         });
         Ulx3sTop {
             clk_25mhz,
@@ -490,6 +494,18 @@ impl<
     }
 }
 
+/// The board top's Verilog: rust-hdl's, with the UART bridge's 256-word write buffer marked
+/// `ram_style = "distributed"` (LUT RAM), so that every block RAM is left to the core (the
+/// `ecp5-25f` preset's core alone uses all 56 DP16KD of the LFE5U-25F).
+pub fn board_verilog<U: Block>(uut: &U) -> String {
+    let v = generate_verilog(uut);
+    let start = v.find("module top$bridge$wbuf(").expect("the bridge's write buffer module");
+    let end = start + v[start..].find("endmodule").expect("endmodule");
+    let decl = "reg[31:0] mem[255:0];";
+    let at = start + v[start..end].find(decl).expect("the write buffer's memory declaration");
+    format!("{}(* ram_style = \"distributed\" *) {}", &v[..at], &v[at..])
+}
+
 /// Collects the pin and timing constraints of a design's signals.
 #[derive(Default)]
 struct LpfProbe {
@@ -635,8 +651,9 @@ mod tests {
         }
         assert!(lpf.contains("IOBUF PORT \"btn_pwr_n\" IO_TYPE=LVCMOS33 PULLMODE=UP;"), "{lpf}");
         assert!(lpf.contains("FREQUENCY PORT \"clk_25mhz\" 25 MHz;"), "{lpf}");
-        assert!(lpf.contains("FREQUENCY NET \"pll$clkout\" 75 MHz;"), "{lpf}");
-        let v = generate_verilog(&uut);
+        assert!(lpf.contains("# core clock 75 MHz: EHXPLLL CLKI 25 MHz x CLKFB_DIV 3 / CLKI_DIV 1"), "{lpf}");
+        let v = board_verilog(&uut);
+        assert!(v.contains("(* ram_style = \"distributed\" *) reg[31:0] mem[255:0];"));
         assert!(v.contains("EHXPLLL") && v.contains(".CLKFB_DIV(3)") && v.contains(".CLKOP_DIV(8)"));
         assert!(v.contains("module top("));
     }
@@ -664,16 +681,18 @@ mod tests {
         uut.btn_pwr_n.next = true;
         uut.ftdi_txd.next = true;
         uut.connect_all();
-        for _ in 0..64 {
+        // Past reset (16 cycles), the soft-reset write and a few STATUS polls (every 1024 cycles).
+        for _ in 0..3000 {
             tick(&mut uut);
         }
+        assert!(!uut.own.q.val() || uut.beat.q.val().get_bits::<10>(0).to_u64() < 4, "the poller holds the bus");
         let mut line = vec![true; 8];
         for &b in &uart::encode_request(&Request::Read { addr: regs::ID }).unwrap() {
-            line.extend(std::iter::repeat(false).take(CPB));
+            line.extend(std::iter::repeat_n(false, CPB));
             for i in 0..8 {
-                line.extend(std::iter::repeat(b >> i & 1 == 1).take(CPB));
+                line.extend(std::iter::repeat_n(b >> i & 1 == 1, CPB));
             }
-            line.extend(std::iter::repeat(true).take(2 * CPB));
+            line.extend(std::iter::repeat_n(true, 2 * CPB));
         }
         // Receive bytes from ftdi_rxd: sample mid-bit.
         let mut bytes = Vec::new();

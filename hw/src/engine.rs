@@ -14,12 +14,12 @@
 //! accumulates column `s` (one output group of `L` outputs per cycle, `acc = ceil(n_out / L)`
 //! cycles) while the filler fills column `s + 1` into the other table buffer
 //! (`fill = FILL_LATENCY + ceil(|U| / M)` cycles). A phase ends when both are done, so it lasts
-//! `max(acc, fill)`. Two drain cycles after the last group, the last accumulator write happens
-//! and `done` pulses. That is `crew_core::cycles::crew_counts` term by term.
+//! `max(acc, fill)`. Three drain cycles after the last group (window register, lane stage 1,
+//! lane stage 2), the last accumulator write happens and `done` pulses. That is `crew_core::cycles::crew_counts` term by term.
 //!
 //! Filler, relative cycle `t`: 0 read the descriptor (port A window) and the input word;
-//! 1 decode and check it; `2 .. C + 1` read table chunk `t - 2` (`M` bytes);
-//! `3 .. C + 2` multiply; `4 .. C + 3` write the products to every lane's table.
+//! 1 register them; 2 decode and check the descriptor; `3 .. C + 2` read table chunk `t - 3`
+//! (`M` bytes); `4 .. C + 3` multiply; `5 .. C + 4` write the products to every lane's table.
 //!
 //! # Schedule (dense)
 //!
@@ -114,7 +114,7 @@ pub struct Engine<
     // Run state.
     running: DFF<bool>,
     drain: DFF<Bits<2>>,
-    pend: DFF<bool>,
+    pend: DFF<Bits<2>>,
     nout: DFF<Bits<32>>,
     nin: DFF<Bits<32>>,
     basev: DFF<Bits<32>>,
@@ -140,6 +140,9 @@ pub struct Engine<
     f_tab: DFF<Bits<32>>,
     f_r0: DFF<Bits<32>>,
     f_act: DFF<Bits<8>>,
+    f_act1: DFF<Bits<8>>,
+    dd0: DFF<Bits<32>>,
+    dd1: DFF<Bits<32>>,
     f_bpos: DFF<Bits<16>>,
     f_boff: DFF<Bits<2>>,
     f_rv: DFF<bool>,
@@ -159,7 +162,19 @@ pub struct Engine<
     a_buf: DFF<bool>,
     a_first: DFF<bool>,
     a_rem: DFF<Bits<32>>,
-    // Stage 1 (the lanes take these).
+    // Stage 0 (index window arriving from the banks), then stage 1 (the lanes take these).
+    s0_v: DFF<bool>,
+    s0_s: DFF<Bits<16>>,
+    s0_b: DFF<Bits<4>>,
+    s0_bmask: DFF<Bits<8>>,
+    s0_count: DFF<Bits<9>>,
+    s0_buf: DFF<bool>,
+    s0_row: DFF<Bits<OBA>>,
+    s0_rem: DFF<Bits<32>>,
+    s0_first: DFF<bool>,
+    s0_byte: DFF<Bits<2>>,
+    win1: DFF<Bits<NBW>>,
+    act1: DFF<Bits<8>>,
     s1_v: DFF<bool>,
     s1_s: DFF<Bits<16>>,
     s1_b: DFF<Bits<4>>,
@@ -169,7 +184,6 @@ pub struct Engine<
     s1_row: DFF<Bits<OBA>>,
     s1_rem: DFF<Bits<32>>,
     s1_first: DFF<bool>,
-    s1_byte: DFF<Bits<2>>,
     s2_act: DFF<Bits<8>>,
 
     k_dense: Constant<bool>,
@@ -300,6 +314,9 @@ impl<
             f_tab: Default::default(),
             f_r0: Default::default(),
             f_act: Default::default(),
+            f_act1: Default::default(),
+            dd0: Default::default(),
+            dd1: Default::default(),
             f_bpos: Default::default(),
             f_boff: Default::default(),
             f_rv: Default::default(),
@@ -318,6 +335,18 @@ impl<
             a_buf: Default::default(),
             a_first: Default::default(),
             a_rem: Default::default(),
+            s0_v: Default::default(),
+            s0_s: Default::default(),
+            s0_b: Default::default(),
+            s0_bmask: Default::default(),
+            s0_count: Default::default(),
+            s0_buf: Default::default(),
+            s0_row: Default::default(),
+            s0_rem: Default::default(),
+            s0_first: Default::default(),
+            s0_byte: Default::default(),
+            win1: Default::default(),
+            act1: Default::default(),
             s1_v: Default::default(),
             s1_s: Default::default(),
             s1_b: Default::default(),
@@ -327,7 +356,6 @@ impl<
             s1_row: Default::default(),
             s1_rem: Default::default(),
             s1_first: Default::default(),
-            s1_byte: Default::default(),
             s2_act: Default::default(),
             k_dense: Constant::new(dense),
             k_nbmask: k32(NB as u64 - 1),
@@ -364,9 +392,10 @@ impl<
     fn update(&mut self) {
         dff_setup!(
             self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, osel,
-            f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0, f_act, f_bpos,
-            f_boff, f_rv, f_row, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf,
-            a_first, a_rem, s1_v, s1_s, s1_b, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s1_byte, s2_act
+            f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0, f_act, f_act1, dd0,
+            dd1, f_bpos, f_boff, f_rv, f_row, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask,
+            a_count, a_buf, a_first, a_rem, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first,
+            s0_byte, win1, act1, s1_v, s1_s, s1_b, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -423,12 +452,24 @@ impl<
         self.ibuf.write_data.next = self.b_wdata.val();
         self.ibuf.write_enable.next = self.b_iwe.val() && !self.own.val();
         self.b_irdata.next = self.ibuf.read_data.val();
-        self.ibsel.next = self.s1_byte.q.val();
+        self.ibsel.next = self.s0_byte.q.val();
         if !self.k_dense.val() {
             self.ibsel.next = bit_cast::<2, 32>(self.f_col.q.val());
         }
         self.ibyte.next = bit_cast::<8, 32>(self.ibuf.read_data.val() >> (bit_cast::<32, 2>(self.ibsel.val()) << 3));
-        self.s2_act.d.next = self.ibyte.val();
+        self.act1.d.next = self.ibyte.val();
+        self.s2_act.d.next = self.act1.q.val();
+        // Register the index window (the bank read and the rotation take most of a cycle).
+        self.win1.d.next = self.winb.val();
+        self.s1_v.d.next = self.s0_v.q.val();
+        self.s1_s.d.next = self.s0_s.q.val();
+        self.s1_b.d.next = self.s0_b.q.val();
+        self.s1_bmask.d.next = self.s0_bmask.q.val();
+        self.s1_count.d.next = self.s0_count.q.val();
+        self.s1_buf.d.next = self.s0_buf.q.val();
+        self.s1_row.d.next = self.s0_row.q.val();
+        self.s1_rem.d.next = self.s0_rem.q.val();
+        self.s1_first.d.next = self.s0_first.q.val();
 
         // ---- Lanes.
         self.osel.d.next = bit_cast::<16, 32>(self.b_word.val() & self.k_lmask.val());
@@ -445,7 +486,7 @@ impl<
             self.lanes[l].tw_en.next = self.f_wv.q.val();
             self.lanes[l].tw_row.next = self.f_wrow.q.val();
             self.lanes[l].tw_data.next = self.f_prod.q.val();
-            self.lanes[l].win.next = self.winb.val();
+            self.lanes[l].win.next = self.win1.q.val();
             self.lanes[l].s1_v.next = self.s1_v.q.val();
             self.lanes[l].s1_s.next = self.s1_s.q.val();
             self.lanes[l].s1_b.next = self.s1_b.q.val();
@@ -475,8 +516,12 @@ impl<
         }
 
         // ---- Filler (CREW).
-        self.d0.next = self.wina.val().get_bits::<32>(0);
-        self.d1.next = self.wina.val().get_bits::<32>(32);
+        // The descriptor words are registered at t = 1 and decoded at t = 2.
+        self.dd0.d.next = self.wina.val().get_bits::<32>(0);
+        self.dd1.d.next = self.wina.val().get_bits::<32>(32);
+        self.f_act1.d.next = self.ibyte.val();
+        self.d0.next = self.dd0.q.val();
+        self.d1.next = self.dd1.q.val();
         self.cm1.next = self.d0.val().get_bits::<8>(24);
         self.cnt.next = bit_cast::<9, 8>(self.cm1.val()) + 1;
         self.dbits.next = self.d1.val().get_bits::<8>(24);
@@ -527,11 +572,11 @@ impl<
         self.rend.next = self.basev.q.val()
             + (self.d1.val() & 0xFF_FFFF)
             + ((self.nb0.val() + self.nb1.val() + self.nb2.val() + self.nb3.val() + 31) >> 5);
-        self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 2) && (self.f_t.q.val() < self.f_c.q.val() + 2);
+        self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 3) && (self.f_t.q.val() < self.f_c.q.val() + 3);
         self.f_rv.d.next = self.f_rd.val();
-        self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 2);
+        self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 3);
         if self.f_buf.q.val() {
-            self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 2) | self.k_bufbit.val();
+            self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 3) | self.k_bufbit.val();
         }
         self.f_boff.d.next = bit_cast::<2, 16>(self.f_bpos.q.val());
         self.f_wv.d.next = self.f_rv.q.val();
@@ -539,13 +584,13 @@ impl<
         self.f_prod.d.next = self.mul[0].pout.val();
         if self.f_busy.q.val() {
             // Count up to the column's last write, then hold until the phase ends.
-            if self.f_t.q.val() != self.f_c.q.val() + 3 {
+            if self.f_t.q.val() != self.f_c.q.val() + 4 {
                 self.f_t.d.next = self.f_t.q.val() + 1;
             }
-            if self.f_t.q.val() >= 2 {
+            if self.f_t.q.val() >= 3 {
                 self.f_bpos.d.next = self.f_bpos.q.val() + self.k_mults.val();
             }
-            if self.f_t.q.val() == 1 {
+            if self.f_t.q.val() == 2 {
                 self.f_bpos.d.next = 0.into();
                 if self.dbits.val() != self.xbits.val() {
                     self.f_err.d.next = true;
@@ -562,25 +607,25 @@ impl<
                     self.f_tab.d.next = self.basev.q.val() + (self.d0.val() & 0xFF_FFFF);
                     self.f_r0.d.next = self.basev.q.val() + (self.d1.val() & 0xFF_FFFF);
                     self.f_c.d.next = (bit_cast::<10, 9>(self.cnt.val()) + self.k_mm1.val()) >> self.k_logm.val();
-                    self.f_act.d.next = self.ibyte.val();
+                    self.f_act.d.next = self.f_act1.q.val();
                     self.mcnt.d.next = self.mcnt.q.val() + bit_cast::<32, 9>(self.cnt.val());
                 }
             }
         }
-        self.f_fin.next = self.k_dense.val() || !self.f_busy.q.val() || (self.f_t.q.val() == self.f_c.q.val() + 3);
+        self.f_fin.next = self.k_dense.val() || !self.f_busy.q.val() || (self.f_t.q.val() == self.f_c.q.val() + 4);
 
         // ---- Issue one output group per cycle.
         self.a_fin.next = !self.a_busy.q.val() || (self.a_g.q.val() == self.gm1.q.val());
-        self.s1_v.d.next = self.a_busy.q.val();
-        self.s1_s.d.next = bit_cast::<16, 32>(self.a_p.q.val() & 31);
-        self.s1_b.d.next = self.a_b.q.val();
-        self.s1_bmask.d.next = self.a_bmask.q.val();
-        self.s1_count.d.next = self.a_count.q.val();
-        self.s1_buf.d.next = self.a_buf.q.val();
-        self.s1_row.d.next = bit_cast::<OBA, 32>(self.a_g.q.val());
-        self.s1_rem.d.next = self.a_rem.q.val();
-        self.s1_first.d.next = self.a_first.q.val();
-        self.s1_byte.d.next = bit_cast::<2, 32>(self.a_col.q.val());
+        self.s0_v.d.next = self.a_busy.q.val();
+        self.s0_s.d.next = bit_cast::<16, 32>(self.a_p.q.val() & 31);
+        self.s0_b.d.next = self.a_b.q.val();
+        self.s0_bmask.d.next = self.a_bmask.q.val();
+        self.s0_count.d.next = self.a_count.q.val();
+        self.s0_buf.d.next = self.a_buf.q.val();
+        self.s0_row.d.next = bit_cast::<OBA, 32>(self.a_g.q.val());
+        self.s0_rem.d.next = self.a_rem.q.val();
+        self.s0_first.d.next = self.a_first.q.val();
+        self.s0_byte.d.next = bit_cast::<2, 32>(self.a_col.q.val());
         if self.a_busy.q.val() {
             self.a_g.d.next = self.a_g.q.val() + 1;
             self.a_p.d.next = self.a_p.q.val() + (bit_cast::<32, 4>(self.a_b.q.val()) << self.k_logl.val());
@@ -594,7 +639,7 @@ impl<
         // ---- Phase boundaries.
         self.bnd.next = self.running.q.val()
             && (self.drain.q.val() == 0)
-            && !self.pend.q.val()
+            && (self.pend.q.val() == 0)
             && self.f_fin.val()
             && self.a_fin.val();
         if self.bnd.val() {
@@ -611,11 +656,11 @@ impl<
                     self.mcnt.d.next = self.mcnt.q.val() + self.nout.q.val();
                 } else {
                     self.a_busy.d.next = false;
-                    self.drain.d.next = 2.into();
+                    self.drain.d.next = 3.into();
                 }
             } else if self.f_err.q.val() {
                 self.a_busy.d.next = false;
-                self.pend.d.next = true;
+                self.pend.d.next = 3.into();
             } else if self.f_busy.q.val() {
                 // The filled column moves to the lanes; the filler takes the next one.
                 self.a_busy.d.next = true;
@@ -638,7 +683,7 @@ impl<
                 }
             } else {
                 self.a_busy.d.next = false;
-                self.drain.d.next = 2.into();
+                self.drain.d.next = 3.into();
             }
         }
         if self.drain.q.val() != 0 {
@@ -649,8 +694,12 @@ impl<
             }
         }
 
-        // ---- Errors: an index error (stage 1) first, then a pending descriptor error.
-        if self.running.q.val() && (self.lerr.val() || self.pend.q.val()) {
+        // ---- Errors: an index error (registered after lane stage 1) first, then a pending
+        // descriptor error, raised once the previous column's last index has been checked.
+        if self.pend.q.val() != 0 {
+            self.pend.d.next = self.pend.q.val() - 1;
+        }
+        if self.running.q.val() && (self.lerr.val() || (self.pend.q.val() == 1)) {
             self.err.next = true;
             self.code.next = self.f_code.q.val();
             if self.lerr.val() {
@@ -659,7 +708,7 @@ impl<
             self.done.next = false;
             self.running.d.next = false;
             self.drain.d.next = 0.into();
-            self.pend.d.next = false;
+            self.pend.d.next = 0.into();
             self.f_busy.d.next = false;
             self.a_busy.d.next = false;
         }
@@ -668,7 +717,7 @@ impl<
         if self.go.val() {
             self.running.d.next = true;
             self.drain.d.next = 0.into();
-            self.pend.d.next = false;
+            self.pend.d.next = 0.into();
             self.f_err.d.next = false;
             self.nout.d.next = self.n_out.val();
             self.nin.d.next = self.n_in.val();
@@ -704,7 +753,7 @@ impl<
         if self.abort.val() {
             self.running.d.next = false;
             self.drain.d.next = 0.into();
-            self.pend.d.next = false;
+            self.pend.d.next = 0.into();
             self.f_busy.d.next = false;
             self.a_busy.d.next = false;
         }

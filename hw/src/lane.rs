@@ -2,19 +2,20 @@
 //!
 //! A [`Lane`] owns its slice of the accumulators (outputs `j` with `j % LANES == lane`, row
 //! `j / LANES`) and, for CREW, its private copy of the double-buffered product table. Its
-//! pipeline, for the output group `g` the engine issued in cycle `a`:
+//! pipeline, for the output group `g` the engine issued in cycle `a` (the engine registers the
+//! index window arriving from the banks in cycle `a + 1`):
 //!
-//! * stage 1 (cycle `a + 1`): take the `b`-bit index at bit `s + lane * b` of the index window,
+//! * stage 1 (cycle `a + 2`): take the `b`-bit index at bit `s + lane * b` of the index window,
 //!   check it against the column's unique count, present the product-table row and the
 //!   accumulator row;
-//! * stage 2 (cycle `a + 2`): select the product (CREW) or multiply weight by activation
+//! * stage 2 (cycle `a + 3`): select the product (CREW) or multiply weight by activation
 //!   (dense), add it to the accumulator (or not, on the first column of a run without
 //!   ACCUMULATE) and write the accumulator back.
 //!
 //! Read-modify-write hazard: when stage 1 reads the row stage 2 writes in the same cycle, the
 //! written value is forwarded to the next cycle. In CREW mode the schedule never does that (a
-//! column phase lasts at least FILL_LATENCY + 1 > 2 cycles); the dense baseline does it whenever
-//! `N_OUT <= LANES`.
+//! column phase lasts at least FILL_LATENCY + 1 cycles, more than the one cycle between the two
+//! stages); the dense baseline does it whenever `N_OUT <= LANES`.
 //!
 //! The product table holds `MULTS` products per row (`PW = 16 * MULTS` bits): the fill writes
 //! one row per cycle, and entry `k` of buffer `buf` is product `k % MULTS` of row
@@ -82,6 +83,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     w2: DFF<Bits<8>>,
     fwd: DFF<bool>,
     fwdv: DFF<Bits<32>>,
+    errq: DFF<bool>,
 
     k_lane: Constant<Bits<16>>,
     k_lane32: Constant<Bits<32>>,
@@ -145,6 +147,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             w2: Default::default(),
             fwd: Default::default(),
             fwdv: Default::default(),
+            errq: Default::default(),
             k_lane: Constant::new((lane as u64).to_bits()),
             k_lane32: Constant::new((lane as u64).to_bits()),
             k_logm: Constant::new((mults.trailing_zeros() as u64).to_bits()),
@@ -159,7 +162,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
 impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic for Lane<TA, OBA, PW, NBW> {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, v2, row2, first2, sel2, w2, fwd, fwdv);
+        dff_setup!(self, clock, v2, row2, first2, sel2, w2, fwd, fwdv, errq);
         self.tab.read_clock.next = self.clock.val();
         self.tab.write_clock.next = self.clock.val();
         self.acc.read_clock.next = self.clock.val();
@@ -187,8 +190,9 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
             bit_cast::<32, 16>(self.s1_s.val()) + self.t0.val() + self.t1.val() + self.t2.val() + self.t3.val();
         self.idx.next = self.win.val().get_bits::<8>(self.off.val().index()) & self.s1_bmask.val();
         self.v1.next = self.s1_v.val() && (self.k_lane32.val() < self.s1_rem.val());
-        self.err_out.next =
-            self.err_in.val() || (self.v1.val() && (bit_cast::<9, 8>(self.idx.val()) >= self.s1_count.val()));
+        // The index check is registered; the engine sees it one cycle after stage 1.
+        self.errq.d.next = self.v1.val() && (bit_cast::<9, 8>(self.idx.val()) >= self.s1_count.val());
+        self.err_out.next = self.err_in.val() || self.errq.q.val();
         self.tab.read_address.next = bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val());
         if self.s1_buf.val() {
             self.tab.read_address.next = bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val()) | self.k_bufbit.val();

@@ -11,7 +11,7 @@
 //! otherwise they are searched here.
 
 use crew_core::config::{CoreKind, DeviceConfig};
-use crew_hw::board::{generate_lpf, BoardConfig, PllParams, Ulx3sTop, OSC_MHZ};
+use crew_hw::board::{board_verilog, generate_lpf, BoardConfig, PllParams, Ulx3sTop, OSC_MHZ};
 use rust_hdl::prelude::*;
 use std::path::PathBuf;
 
@@ -45,7 +45,7 @@ fn emit<
 ) -> (String, String) {
     let mut uut = Ulx3sTop::<IA, L, M, NB, BA, NBW, OBA, TA, PW>::new(cfg, board);
     uut.connect_all();
-    (generate_verilog(&uut), generate_lpf(&uut))
+    (board_verilog(&uut), generate_lpf(&uut))
 }
 
 fn main() {
@@ -94,7 +94,8 @@ fn main() {
             fail(format!("the PLL dividers give {fout} MHz, not the asked {m} MHz"));
         }
     }
-    let div = crew_core::uart::clocks_per_bit((fout * 1e6).round() as u32, baud).unwrap_or_else(|e| fail(e.to_string()));
+    let div =
+        crew_core::uart::clocks_per_bit((fout * 1e6).round() as u32, baud).unwrap_or_else(|e| fail(e.to_string()));
     let board = BoardConfig { pll, clocks_per_bit: div.clocks_per_bit, reset_cycles: 1 << 20 };
     // The const parameters of `Accel` for this configuration (checked again in `Engine::new`).
     let nb = crew_hw::engine::banks_for(cfg.lanes);

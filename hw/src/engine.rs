@@ -15,7 +15,8 @@
 //! cycles) while the filler fills column `s + 1` into the other table buffer
 //! (`fill = FILL_LATENCY + ceil(|U| / M)` cycles). A phase ends when both are done, so it lasts
 //! `max(acc, fill)`. Three drain cycles after the last group (window register, lane stage 1,
-//! lane stage 2), the last accumulator write happens and `done` pulses. That is `crew_core::cycles::crew_counts` term by term.
+//! lane stage 2), the last accumulator write happens and `done` pulses. That is
+//! `crew_core::cycles::crew_counts` term by term.
 //!
 //! Filler, relative cycle `t`: 0 read the descriptor (port A window) and the input word;
 //! 1 register them; 2 decode and check the descriptor; `3 .. C + 2` read table chunk `t - 3`

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The project's test command: fetch the real model weights (idempotent), then run every test.
+# The project's test command: install the simulators the RTL tests use (iverilog, verilator; apt,
+# only when missing), fetch the real model weights (idempotent, sha256-checked), run every test,
+# then compile and lint the generated Verilog of every configuration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-fpga-tools.sh --no-venv
 bash scripts/fetch-models.sh
 cargo test --workspace --release
-if [ -x scripts/check-verilog.sh ] || [ -f scripts/check-verilog.sh ]; then
-  bash scripts/check-verilog.sh
-fi
+bash scripts/check-verilog.sh

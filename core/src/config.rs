@@ -87,6 +87,18 @@ impl DeviceConfig {
         DeviceConfig { kind, ..self }
     }
 
+    /// One line for people: `crew core, 32 lanes x 1 group(s), 16 multipliers per group, 65536 weight words`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} core, {} lanes x {} group(s), {} multipliers per group, {} weight words",
+            self.kind.name(),
+            self.lanes,
+            self.groups,
+            self.mults,
+            self.wmem_words
+        )
+    }
+
     /// Lanes in all groups: products added (CREW) or MACs (dense) per cycle at full use.
     pub const fn total_lanes(&self) -> u32 {
         self.lanes * self.groups

@@ -77,7 +77,7 @@ fn unknown_device_and_corrupt_model_fail_clearly() {
 #[test]
 fn info_and_regs_describe_the_device() {
     let out = ok(&["info", "--device", "emu:lanes=8,mults=2"]);
-    assert!(out.contains("x 8 lanes") && out.contains("2 multipliers"), "{out}");
+    assert!(out.contains("8 lanes x 1 group") && out.contains("2 multipliers"), "{out}");
     let regs = ok(&["regs", "--device", "emu"]);
     assert!(regs.contains("ID") && regs.contains("0x43524557"), "{regs}");
     let md = ok(&["regs", "--markdown"]);

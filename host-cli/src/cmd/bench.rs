@@ -187,13 +187,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     dense_acc.load(&model).context("loading the model on the dense core")?;
     let backend = Backend::Auto;
     println!(
-        "bench {source}: {} layers, batch {}, {} reps; CPU kernels: {}; devices {crew_dev} and {dense_dev} ({} groups x {} lanes)",
+        "bench {source}: {} layers, batch {}, {} reps; CPU kernels: {}; devices {crew_dev} and {dense_dev} ({})",
         model.layers.len(),
         args.batch,
         args.reps,
         backend.describe(),
-        crew_cfg.groups,
-        crew_cfg.lanes
+        crew_cfg.describe()
     );
     let pb = ProgressBar::new(model.layers.len() as u64);
     pb.set_style(
@@ -746,16 +745,13 @@ fn render_markdown(
     );
     let _ = writeln!(
         s,
-        "* **Devices**: `{}` and `{}` ({} groups x {} lanes, {} multipliers per group, {} weight words): the model is \
+        "* **Devices**: `{}` and `{}` (CREW: {}): the model is \
          loaded through the driver (tiled as it would be) and one vector is run per layer; cycles, \
          multiplications and additions are the device counters summed over the tiles (the emulator counts exactly \
          the cycle model the RTL matches). Device times are for {b} vector(s), cycles are per vector.",
         ctx.crew_dev,
         ctx.dense_dev,
-        ctx.crew_cfg.groups,
-        ctx.crew_cfg.lanes,
-        ctx.crew_cfg.mults,
-        ctx.crew_cfg.wmem_words
+        ctx.crew_cfg.describe()
     );
     for c in &ctx.clocks {
         if c.nominal {

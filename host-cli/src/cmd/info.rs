@@ -35,14 +35,7 @@ pub fn info(a: Args) -> anyhow::Result<()> {
     println!("device      {}", i.device);
     println!("id          0x{:08X} (CREW)", crew_core::regs::ID_MAGIC);
     println!("version     {}.{}", i.version_major, i.version_minor);
-    println!("core        {}", c.kind.name());
-    println!(
-        "datapath    {} groups x {} lanes ({} lanes), {} multipliers per group",
-        c.groups,
-        c.lanes,
-        c.total_lanes(),
-        c.mults
-    );
+    println!("core        {}", c.describe());
     println!("weights     {} words ({} KiB)", c.wmem_words, c.wmem_words / 256);
     println!("buffers     {} inputs, {} outputs", c.ibuf_depth, c.obuf_depth);
     Ok(())

@@ -109,17 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut accel = crew_driver::open(&args.device, &opts).with_context(|| format!("cannot open {}", args.device))?;
     let info = accel.info().clone();
     let cfg = info.config;
-    println!(
-        "device {}: {} core, {} groups x {} lanes, {} mults/group, {} weight words, version {}.{}",
-        info.device,
-        cfg.kind.name(),
-        cfg.groups,
-        cfg.lanes,
-        cfg.mults,
-        cfg.wmem_words,
-        info.version_major,
-        info.version_minor
-    );
+    println!("device {}: {}, version {}.{}", info.device, cfg.describe(), info.version_major, info.version_minor);
     let (model, source) = match &args.model {
         None => (builtin::model()?, builtin::NAME.to_string()),
         Some(p) => {

@@ -233,6 +233,23 @@ pub struct NpyArray {
     pub data: Result<Vec<f32>, String>,
 }
 
+/// Encode a `.npy` v1.0 file of little-endian f32 in C order (what numpy writes for
+/// `np.save(f, a.astype('<f4'))`), for input vectors and tests.
+pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    // Pad so that the data starts on a 64-byte boundary, as numpy does.
+    let pad = 63 - (10 + h.len()) % 64;
+    h.push_str(&" ".repeat(pad));
+    h.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((h.len() as u16).to_le_bytes());
+    out.extend(h.as_bytes());
+    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
 /// Parse a `.npy` byte stream (format versions 1.0, 2.0 and 3.0).
 ///
 /// Supported dtypes are little-endian `<f4`, `<f2` and `<f8`; others parse, with
@@ -625,24 +642,6 @@ pub fn source_description(path: &Path, filter: Option<&Regex>, mode: ScaleMode) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A `.npy` v1.0 file of little-endian f32.
-    pub(crate) fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
-        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-        let shape_s = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-        let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
-        // Pad so that the data starts on a 64-byte boundary, as numpy does.
-        let pad = 63 - (10 + h.len()) % 64;
-        h.push_str(&" ".repeat(pad));
-        h.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend((h.len() as u16).to_le_bytes());
-        out.extend(h.as_bytes());
-        for v in data {
-            out.extend(v.to_le_bytes());
-        }
-        out
-    }
 
     #[test]
     fn npy_round_trip() {

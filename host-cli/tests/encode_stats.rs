@@ -24,18 +24,7 @@ fn ok(o: Output) -> Output {
 
 /// A `.npy` v1.0 file of little-endian f32, C order.
 fn npy(shape: &[usize], data: &[f32]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-    // Pad so that the data starts on a 64-byte boundary, as numpy does.
-    let pad = 63 - (10 + h.len()) % 64;
-    h.push_str(&" ".repeat(pad));
-    h.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((h.len() as u16).to_le_bytes());
-    out.extend(h.as_bytes());
-    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
-    out
+    crew_core::import::npy_f32(shape, data)
 }
 
 /// Deterministic weights with a limited number of distinct values.

@@ -983,24 +983,7 @@ fn plot_speedup(path: &Path, ctx: &Run, results: &[LayerResult]) -> anyhow::Resu
             .x_label_area_size(44)
             .y_label_area_size(56)
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y_max)?;
-        let names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n.min(24))
-            .light_line_style(WHITE.mix(0.0))
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-                    short_layer(i as usize, &names[i as usize], n)
-                } else {
-                    String::new()
-                }
-            })
-            .x_desc(if n > 6 { "layer (the number before its name in the report's tables)" } else { "layer" })
-            .y_desc("dense cycles / CREW cycles")
-            .y_label_formatter(&|v| format!("{v:.1}x"))
-            .draw()?;
+        draw_layer_mesh(&mut chart, results, "dense cycles / CREW cycles", &|v| format!("{v:.1}x"))?;
         chart.draw_series(vals.iter().enumerate().map(|(i, &v)| {
             let color = if v >= 1.0 { CREW_COLOR } else { DENSE_COLOR };
             Rectangle::new([(i as f64 - 0.35, 0.0), (i as f64 + 0.35, v)], color.filled())
@@ -1036,23 +1019,7 @@ fn plot_storage(path: &Path, ctx: &Run, results: &[LayerResult]) -> anyhow::Resu
             .x_label_area_size(44)
             .y_label_area_size(64)
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y_max)?;
-        let names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n.min(24))
-            .light_line_style(WHITE.mix(0.0))
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < names.len() {
-                    short_layer(i as usize, &names[i as usize], n)
-                } else {
-                    String::new()
-                }
-            })
-            .x_desc(if n > 6 { "layer (the number before its name in the report's tables)" } else { "layer" })
-            .y_desc("KiB")
-            .draw()?;
+        draw_layer_mesh(&mut chart, results, "KiB", &|v| format!("{v}"))?;
         chart
             .draw_series(results.iter().enumerate().map(|(i, r)| {
                 Rectangle::new([(i as f64 - 0.4, 0.0), (i as f64 - 0.02, kib(r.crew.weight_bits))], CREW_COLOR.filled())
@@ -1074,6 +1041,38 @@ fn plot_storage(path: &Path, ctx: &Run, results: &[LayerResult]) -> anyhow::Resu
         root.present()?;
     }
     svg_to_file(path, &svg)
+}
+
+/// The mesh of a per-layer bar chart: one x label per layer (numbered, shortened), no x grid.
+fn draw_layer_mesh(
+    chart: &mut ChartContext<
+        '_,
+        SVGBackend<'_>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    results: &[LayerResult],
+    y_desc: &str,
+    y_format: &dyn Fn(&f64) -> String,
+) -> anyhow::Result<()> {
+    let n = results.len();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n.min(24))
+        .light_line_style(WHITE.mix(0.0))
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n {
+                short_layer(i as usize, &results[i as usize].name, n)
+            } else {
+                String::new()
+            }
+        })
+        .x_desc(if n > 6 { "layer (the number before its name in the report's tables)" } else { "layer" })
+        .y_desc(y_desc)
+        .y_label_formatter(y_format)
+        .draw()?;
+    Ok(())
 }
 
 /// A layer label for the x axis: a short name for a few layers, else the layer's index.

@@ -177,12 +177,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bitstreams = args.bitstreams.clone().unwrap_or_else(|| {
         std::env::var_os(crate::cmd::program::BITSTREAMS_ENV).map_or_else(|| PathBuf::from("bitstreams"), PathBuf::from)
     });
-    let clocks = clocks(&bitstreams, args.nominal_mhz)?;
     let load_before = loadavg();
     let opts = OpenOptions::default();
     let mut crew_acc = crew_driver::open(&crew_dev, &opts).with_context(|| format!("cannot open {crew_dev}"))?;
     let mut dense_acc = crew_driver::open(&dense_dev, &opts).with_context(|| format!("cannot open {dense_dev}"))?;
     let (crew_cfg, dense_cfg) = (crew_acc.config(), dense_acc.config());
+    let clocks = clocks(&bitstreams, &crew_cfg, args.nominal_mhz)?;
     crew_acc.load(&model).context("loading the model on the CREW core")?;
     dense_acc.load(&model).context("loading the model on the dense core")?;
     let backend = Backend::Auto;
@@ -358,8 +358,9 @@ fn time_kernels(
     }))
 }
 
-/// The projection clocks: every manifest under `dir`, or one nominal clock.
-fn clocks(dir: &Path, nominal_mhz: f64) -> anyhow::Result<Vec<Clock>> {
+/// The projection clocks: every manifest under `dir` whose core has the datapath of `cfg` (lanes,
+/// groups, multipliers: the cycles counted are only valid for that datapath), or one nominal clock.
+fn clocks(dir: &Path, cfg: &DeviceConfig, nominal_mhz: f64) -> anyhow::Result<Vec<Clock>> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path().join("manifest.json")).collect();
@@ -382,6 +383,18 @@ fn clocks(dir: &Path, nominal_mhz: f64) -> anyhow::Result<Vec<Clock>> {
                     _ => None,
                 },
             );
+            let field = |k: &str| core.and_then(|c| c.get(k)).and_then(|x| x.as_u64());
+            let datapath = (field("lanes"), field("groups"), field("mults"));
+            let wanted = (Some(cfg.lanes as u64), Some(cfg.groups as u64), Some(cfg.mults as u64));
+            if datapath != wanted {
+                eprintln!(
+                    "note: {} is a core of {:?} lanes/groups/mults, not the device's {:?}; not used for projections",
+                    p.display(),
+                    datapath,
+                    wanted
+                );
+                continue;
+            }
             let dir_name =
                 p.parent().and_then(|d| d.file_name()).map_or_else(String::new, |n| n.to_string_lossy().into_owned());
             out.push(Clock {
@@ -395,7 +408,7 @@ fn clocks(dir: &Path, nominal_mhz: f64) -> anyhow::Result<Vec<Clock>> {
     }
     if out.is_empty() {
         out.push(Clock {
-            label: format!("nominal {nominal_mhz} MHz (no bitstream manifest yet)"),
+            label: format!("nominal {nominal_mhz} MHz (no bitstream manifest of this datapath yet)"),
             mhz: nominal_mhz,
             kind: None,
             core: None,
@@ -757,8 +770,8 @@ fn render_markdown(
         if c.nominal {
             let _ = writeln!(
                 s,
-                "* **Clock**: no `{}/*/manifest.json` exists yet, so device times are projected at a **nominal {} MHz**, \
-                 not a measured Fmax.",
+                "* **Clock**: no `{}/*/manifest.json` of this datapath exists yet, so device times are projected at a \
+                 **nominal {} MHz**, not a measured Fmax.",
                 ctx.bitstreams.display(),
                 c.mhz
             );

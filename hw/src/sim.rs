@@ -4,6 +4,7 @@
 use crate::top::Accel;
 use crew_core::config::DeviceConfig;
 use crew_core::regs::{self, ctrl, status, ErrorCode};
+use rust_hdl::core::vcd_probe::{write_vcd_change, write_vcd_header, VCDProbe};
 use rust_hdl::prelude::*;
 
 /// Settle iterations allowed per half clock.
@@ -67,18 +68,82 @@ impl<
 }
 
 /// A top driven directly, one clock edge at a time (no testbench threads).
+///
+/// With [`SimCore::with_vcd`] every edge is traced into memory, and the trace is written to
+/// `target/vcd/<name>.vcd` if the thread panics while the core is alive (a failing test).
 pub struct SimCore<T: BusTop> {
     pub uut: Box<T>,
     cycles: u64,
+    vcd: Option<Trace>,
+}
+
+/// An in-memory VCD trace: the probe writes into a buffer the core keeps a handle to.
+struct Trace {
+    name: String,
+    probe: VCDProbe<TraceBuf>,
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    time_ps: u64,
+}
+
+#[derive(Clone)]
+struct TraceBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for TraceBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("trace buffer poisoned"))?.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: BusTop> Drop for SimCore<T> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        if let Some(trace) = self.vcd.take() {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/vcd");
+            let path = format!("{dir}/{}.vcd", trace.name);
+            drop(trace.probe);
+            let bytes = trace.buf.lock().map(|b| b.clone()).unwrap_or_default();
+            // Best effort: the test is failing already; say where the trace went.
+            let _ = std::fs::create_dir_all(dir);
+            match std::fs::write(&path, bytes) {
+                Ok(()) => eprintln!("VCD trace of the failing simulation: {path}"),
+                Err(e) => eprintln!("could not write the VCD trace {path}: {e}"),
+            }
+        }
+    }
 }
 
 impl<T: BusTop> SimCore<T> {
     pub fn new(cfg: &DeviceConfig) -> Self {
         let mut uut = Box::new(T::build(cfg));
         uut.connect_all();
-        let mut s = SimCore { uut, cycles: 0 };
+        let mut s = SimCore { uut, cycles: 0, vcd: None };
         s.settle();
         s
+    }
+
+    /// Trace every clock edge; the trace is written to `target/vcd/<name>.vcd` on a panic.
+    pub fn with_vcd(mut self, name: &str) -> Self {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let probe = write_vcd_header(TraceBuf(buf.clone()), &*self.uut);
+        self.vcd = Some(Trace { name: name.to_string(), probe, buf, time_ps: 0 });
+        self.trace();
+        self
+    }
+
+    /// Record the signals after an edge; edges are 5 ns apart (a 100 MHz clock).
+    fn trace(&mut self) {
+        if let Some(mut t) = self.vcd.take() {
+            let _ = t.probe.timestamp(t.time_ps);
+            t.probe = write_vcd_change(t.probe, &*self.uut);
+            t.time_ps += 5_000;
+            self.vcd = Some(t);
+        }
     }
 
     fn settle(&mut self) {
@@ -89,8 +154,10 @@ impl<T: BusTop> SimCore<T> {
     pub fn step(&mut self) {
         self.uut.set_clock(false);
         self.settle();
+        self.trace();
         self.uut.set_clock(true);
         self.settle();
+        self.trace();
         self.cycles += 1;
     }
 

@@ -7,7 +7,8 @@ use crew_core::quant::QuantizedLayer;
 use crew_core::reference::{gemv_crew, gemv_i8};
 use crew_core::regs::ErrorCode;
 use crew_hw::sim::{
-    load_accumulators, load_inputs, load_weights, run_layer_on_rtl, start_and_wait, BusTop, RtlError, RtlRun, SimCore,
+    load_accumulators, load_inputs, load_weights, run_layer_on_rtl, start_and_wait, BusTop, RtlError, RtlRun, SimBus,
+    SimCore,
 };
 use crew_hw::{Test25Accel, Test85Accel, TestAccel, TEST_CONFIG, TEST_CONFIG_25F_LANES, TEST_CONFIG_85F_LANES};
 use rand::{Rng, SeedableRng};
@@ -78,7 +79,7 @@ fn check_run<T: BusTop>(
 /// N_out < LANES, N_out not a multiple of LANES, N_out = 1, N_in = 1, a non-zero layer base;
 /// all back to back on one device without reset.
 fn random_layers_back_to_back<T: BusTop>(cfg: &DeviceConfig, seed: u64) {
-    let mut s = SimCore::<T>::new(cfg);
+    let mut s = SimCore::<T>::new(cfg).with_vcd(&format!("random_layers_{:?}_{}lanes_seed{seed}", cfg.kind, cfg.lanes));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let lanes = cfg.lanes as usize;
     let shapes: Vec<(usize, Vec<usize>)> = vec![
@@ -124,7 +125,7 @@ fn dense_random_layers_are_bit_and_cycle_exact() {
 fn preset_25f_lanes_and_mults_on_small_layers() {
     for kind in [CoreKind::Crew, CoreKind::Dense] {
         let cfg = TEST_CONFIG_25F_LANES.with_kind(kind);
-        let mut s = SimCore::<Test25Accel>::new(&cfg);
+        let mut s = SimCore::<Test25Accel>::new(&cfg).with_vcd(&format!("preset_25f_{kind:?}"));
         let mut rng = ChaCha8Rng::seed_from_u64(13);
         for (n_out, uniques) in [(20, vec![9, 1, 13, 20, 2]), (5, vec![4, 5]), (64, vec![64, 33, 1])] {
             let layer = random_layer(&mut rng, n_out, &uniques);
@@ -138,7 +139,7 @@ fn preset_25f_lanes_and_mults_on_small_layers() {
 fn preset_85f_lanes_and_mults_on_a_small_layer() {
     for kind in [CoreKind::Crew, CoreKind::Dense] {
         let cfg = TEST_CONFIG_85F_LANES.with_kind(kind);
-        let mut s = SimCore::<Test85Accel>::new(&cfg);
+        let mut s = SimCore::<Test85Accel>::new(&cfg).with_vcd(&format!("preset_85f_{kind:?}"));
         let mut rng = ChaCha8Rng::seed_from_u64(16);
         for (n_out, uniques) in [(70, vec![40, 1, 70]), (31, vec![17, 2])] {
             let layer = random_layer(&mut rng, n_out, &uniques);
@@ -152,7 +153,7 @@ fn preset_85f_lanes_and_mults_on_a_small_layer() {
 fn accumulate_adds_onto_preloaded_accumulators() {
     for kind in [CoreKind::Crew, CoreKind::Dense] {
         let cfg = TEST_CONFIG.with_kind(kind);
-        let mut s = SimCore::<TestAccel>::new(&cfg);
+        let mut s = SimCore::<TestAccel>::new(&cfg).with_vcd(&format!("accumulate_{kind:?}"));
         let mut rng = ChaCha8Rng::seed_from_u64(14);
         for (n_out, uniques) in [(13, vec![4, 1, 6]), (3, vec![2]), (4, vec![3, 3])] {
             let layer = random_layer(&mut rng, n_out, &uniques);
@@ -167,7 +168,7 @@ fn accumulate_adds_onto_preloaded_accumulators() {
 /// must run the untampered layer correctly afterwards.
 fn crew_error(tamper: impl Fn(&mut Vec<u32>, &EncodedLayer), code: ErrorCode) {
     let cfg = TEST_CONFIG;
-    let mut s = SimCore::<TestAccel>::new(&cfg);
+    let mut s = SimCore::<TestAccel>::new(&cfg).with_vcd(&format!("crew_error_{code:?}"));
     let mut rng = ChaCha8Rng::seed_from_u64(15);
     // Column 0: 3 values (2-bit indices), column 1: 5 values (3 bits), column 2: 3 values.
     let q: Vec<i8> = (0..9).flat_map(|j| [[-5, 0, 7][j % 3], [-9, -1, 2, 6, 100][j % 5], [1, 2, 3][j % 3]]).collect();
@@ -214,4 +215,19 @@ fn preset_configs_elaborate() {
         let _ = Ecp5_25fAccel::build(&DeviceConfig::ECP5_25F.with_kind(kind));
         let _ = Ecp5_85fAccel::build(&DeviceConfig::ECP5_85F.with_kind(kind));
     }
+}
+
+/// A simulation that fails leaves its VCD trace in target/vcd/.
+#[test]
+fn a_failing_simulation_writes_its_vcd() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/vcd/vcd_on_failure_check.vcd");
+    let _ = std::fs::remove_file(path);
+    let failed = std::panic::catch_unwind(|| {
+        let mut s = SimCore::<TestAccel>::new(&TEST_CONFIG).with_vcd("vcd_on_failure_check");
+        s.write(crew_core::regs::SCRATCH, 0x1234_5678);
+        assert_eq!(s.read(crew_core::regs::SCRATCH), 0, "deliberate failure");
+    });
+    assert!(failed.is_err());
+    let vcd = std::fs::read_to_string(path).expect("the trace was written");
+    assert!(vcd.contains("$enddefinitions") && vcd.contains("#5000"), "{}", &vcd[..vcd.len().min(400)]);
 }

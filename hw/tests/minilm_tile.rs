@@ -43,7 +43,8 @@ fn one_tile_of_each_minilm_shape_on_both_cores() {
                 CoreKind::Crew => tile.memory_image(),
                 CoreKind::Dense => dense_image(&q, tile.n_out, tile.n_in),
             };
-            let mut sim = SimCore::<Test85Accel>::new(&cfg);
+            let mut sim = SimCore::<Test85Accel>::new(&cfg)
+                .with_vcd(&format!("minilm_tile_{kind:?}_{}x{}", tile.n_out, tile.n_in));
             let r = run_layer_on_rtl(&mut sim, &image, 0, tile.n_out, &x, false).expect("run");
             let model = cycles::run_counts(&cfg, tile.n_out, &uniques);
             assert_eq!(r.acc, want, "{kind:?} {}", tile.name);

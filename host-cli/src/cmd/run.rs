@@ -288,3 +288,30 @@ fn run_lstm(
     );
     Ok(tallies)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crew_core::encode::EncodedLayer;
+    use crew_core::quant::QuantizedLayer;
+
+    #[test]
+    fn a_mismatch_names_layer_output_and_both_values() {
+        let q = QuantizedLayer {
+            name: "fc1".into(),
+            n_out: 3,
+            n_in: 2,
+            q: vec![1, 2, 3, 4, 5, 6],
+            scales: vec![1.0],
+            bias: None,
+        };
+        let model = Model { layers: vec![EncodedLayer::encode(&q)] };
+        let checker = Checker::new(&model);
+        // Reference: [1*1 + 2*1, 3 + 4, 5 + 6] = [3, 7, 11].
+        assert!(checker.check(&model, 0, 0, &[1, 1], &[3, 7, 11]).is_ok());
+        let e = checker.check(&model, 0, 4, &[1, 1], &[3, 8, 11]).unwrap_err().to_string();
+        assert_eq!(e, "MISMATCH in layer 0 (fc1), vector 4, output 1: device 8, CPU reference 7");
+        let e = checker.check(&model, 0, 0, &[1, 1], &[3, 7]).unwrap_err().to_string();
+        assert!(e.contains("output 2: device missing, CPU reference 11"), "{e}");
+    }
+}

@@ -82,6 +82,59 @@ impl DeviceConfig {
         Self::PRESETS.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
     }
 
+    /// Small configurations for simulation: the presets' lanes and multipliers (and a 4-lane
+    /// one) with small memories, so that the RTL simulation (`--device sim`) runs in seconds.
+    /// The emulator takes the same names, so `emu:config=test25` and `sim:config=test25` are the
+    /// same device.
+    pub const SIM_CONFIGS: [(&'static str, DeviceConfig); 3] = [
+        (
+            "test",
+            DeviceConfig {
+                kind: CoreKind::Crew,
+                lanes: 4,
+                groups: 1,
+                mults: 2,
+                wmem_words: 1024,
+                ibuf_depth: 64,
+                obuf_depth: 256,
+            },
+        ),
+        (
+            "test25",
+            DeviceConfig {
+                kind: CoreKind::Crew,
+                lanes: 8,
+                groups: 1,
+                mults: 4,
+                wmem_words: 1024,
+                ibuf_depth: 64,
+                obuf_depth: 64,
+            },
+        ),
+        (
+            "test85",
+            DeviceConfig {
+                kind: CoreKind::Crew,
+                lanes: 32,
+                groups: 1,
+                mults: 16,
+                wmem_words: 1024,
+                ibuf_depth: 64,
+                obuf_depth: 256,
+            },
+        ),
+    ];
+
+    /// A preset or a simulation configuration by name.
+    pub fn named(name: &str) -> Option<DeviceConfig> {
+        Self::PRESETS.iter().chain(&Self::SIM_CONFIGS).find(|(n, _)| *n == name).map(|(_, c)| *c)
+    }
+
+    /// The names [`named`](Self::named) knows.
+    pub fn names() -> Vec<&'static str> {
+        Self::PRESETS.iter().chain(&Self::SIM_CONFIGS).map(|(n, _)| *n).collect()
+    }
+
     /// The same configuration with another core kind.
     pub const fn with_kind(self, kind: CoreKind) -> DeviceConfig {
         DeviceConfig { kind, ..self }

@@ -5,7 +5,7 @@
 //!
 //! | scheme | backend |
 //! |---|---|
-//! | `emu[:key=value,...]` | the in-process emulator ([`crate::emu`]); keys `config` (a preset, applied first), `kind` (`crew` / `dense`), `lanes`, `groups`, `mults`, `wmem`, `ibuf`, `obuf` |
+//! | `emu[:key=value,...]` | the in-process emulator ([`crate::emu`]); keys `config` (a preset or simulation configuration, applied first), `kind` (`crew` / `dense`), `lanes`, `groups`, `mults`, `wmem`, `ibuf`, `obuf` |
 //! | `pcie:dddd:bb:dd.f[,bar=N]` | a PCIe BAR mapped from sysfs ([`crate::pcie`], `docs/pcie.md`) |
 //! | `xdma:/dev/xdma0[,channel=N]` | Xilinx XDMA character devices ([`crate::xdma`]) |
 //! | `uart:/dev/ttyUSB0[,baud=N,timeout_ms=N,retries=N]` | a board's UART bridge ([`crate::uart`], `docs/uart.md`) |
@@ -58,7 +58,7 @@ pub fn erase<T: Transport + Send + 'static>(transport: T) -> BoxedTransport {
 pub const SCHEMES: &[(&str, &str)] = &[
     (
         "emu",
-        "in-process emulator: emu[:config=ecp5-25f|ecp5-85f,kind=crew|dense,lanes=N,groups=N,mults=N,wmem=N,ibuf=N,obuf=N]",
+        "in-process emulator: emu[:config=ecp5-25f|ecp5-85f|test|test25|test85,kind=crew|dense,lanes=N,groups=N,mults=N,wmem=N,ibuf=N,obuf=N]",
     ),
     ("pcie", "PCIe BAR mapped from sysfs (root: $CREW_SYSFS_ROOT or /sys): pcie:0000:01:00.0[,bar=N]"),
     ("xdma", "Xilinx XDMA character devices: xdma:/dev/xdma0[,channel=N]"),
@@ -76,8 +76,14 @@ fn known_schemes() -> String {
 
 /// Open a device by its string (see the module docs), identify it and return the accelerator.
 pub fn open(device: &str, opts: &OpenOptions) -> Result<Accelerator<BoxedTransport>, DriverError> {
+    Accelerator::with_name(open_transport(device)?, opts.clone(), device)
+}
+
+/// Open the transport of a device string, without identifying the device (for wrapping it, e.g.
+/// in a [`trace::Recorder`](crate::trace::Recorder), before [`Accelerator::with_name`]).
+pub fn open_transport(device: &str) -> Result<BoxedTransport, DriverError> {
     let (scheme, rest) = device.split_once(':').unwrap_or((device, ""));
-    let transport: BoxedTransport = match scheme {
+    Ok(match scheme {
         "emu" => erase(EmuTransport::new(emu_config(device, rest)?)),
         "pcie" => erase(crate::pcie::open_pcie(rest).map_err(open_failed(device))?),
         "xdma" => erase(crate::xdma::open_xdma(rest).map_err(open_failed(device))?),
@@ -89,8 +95,7 @@ pub fn open(device: &str, opts: &OpenOptions) -> Result<Accelerator<BoxedTranspo
                 known: known_schemes(),
             })
         }
-    };
-    Accelerator::with_name(transport, opts.clone(), device)
+    })
 }
 
 /// Split `key=value,key=value` options; an empty string has none. Errors name the bad option.
@@ -120,9 +125,8 @@ pub fn emu_config(device: &str, options: &str) -> Result<DeviceConfig, DriverErr
     // The preset first, so that the other keys override it whatever their order.
     for &(k, v) in &opts {
         if k == "config" {
-            cfg = DeviceConfig::preset(v).ok_or_else(|| {
-                let names: Vec<&str> = DeviceConfig::PRESETS.iter().map(|(n, _)| *n).collect();
-                bad(k, format!("unknown preset `{v}`; known presets: {}", names.join(", ")))
+            cfg = DeviceConfig::named(v).ok_or_else(|| {
+                bad(k, format!("unknown configuration `{v}`; known: {}", DeviceConfig::names().join(", ")))
             })?;
         }
     }

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod builtin;
 mod cmd;
+mod device;
 mod lstm;
 mod table;
 
@@ -28,6 +29,8 @@ enum Command {
     Regs(cmd::info::RegsArgs),
     /// Load a bitstream onto a board with openFPGALoader, after checking its manifest (part, SHA-256).
     Program(cmd::program::Args),
+    /// Replay a bus trace (`run --trace`) against the generated Verilog under Icarus Verilog.
+    Replay(cmd::replay::Args),
     /// CPU kernels vs the CREW core vs the dense core: times, cycles, storage, energy estimate.
     Bench(cmd::bench::Args),
 }
@@ -41,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Info(a) => cmd::info::info(a),
         Command::Regs(a) => cmd::info::regs(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Replay(a) => cmd::replay::run(a),
         Command::Program(a) => cmd::program::run(a),
     };
     match result {

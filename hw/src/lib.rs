@@ -14,40 +14,16 @@ pub mod sim;
 pub mod top;
 pub mod uart_bridge;
 
-use crew_core::config::{CoreKind, DeviceConfig};
+use crew_core::config::DeviceConfig;
 
-/// The small configuration most simulation tests use.
-pub const TEST_CONFIG: DeviceConfig = DeviceConfig {
-    kind: CoreKind::Crew,
-    lanes: 4,
-    groups: 1,
-    mults: 2,
-    wmem_words: 1024,
-    ibuf_depth: 64,
-    obuf_depth: 256,
-};
+/// The small configuration most simulation tests use (`DeviceConfig::named("test")`).
+pub const TEST_CONFIG: DeviceConfig = DeviceConfig::SIM_CONFIGS[0].1;
 
 /// The lanes and multipliers of the `ecp5-25f` preset with small memories (fast simulation).
-pub const TEST_CONFIG_25F_LANES: DeviceConfig = DeviceConfig {
-    kind: CoreKind::Crew,
-    lanes: 8,
-    groups: 1,
-    mults: 4,
-    wmem_words: 1024,
-    ibuf_depth: 64,
-    obuf_depth: 64,
-};
+pub const TEST_CONFIG_25F_LANES: DeviceConfig = DeviceConfig::SIM_CONFIGS[1].1;
 
 /// The lanes and multipliers of the `ecp5-85f` preset with small memories.
-pub const TEST_CONFIG_85F_LANES: DeviceConfig = DeviceConfig {
-    kind: CoreKind::Crew,
-    lanes: 32,
-    groups: 1,
-    mults: 16,
-    wmem_words: 1024,
-    ibuf_depth: 64,
-    obuf_depth: 256,
-};
+pub const TEST_CONFIG_85F_LANES: DeviceConfig = DeviceConfig::SIM_CONFIGS[2].1;
 
 /// [`TEST_CONFIG`]: IA 4, lanes 4, mults 2, 2 banks of 512 words, 64 accumulator rows per lane.
 pub type TestAccel = top::Accel<4, 4, 2, 2, 9, 64, 6, 8, 32>;
@@ -63,3 +39,63 @@ pub type Test85Accel = top::Accel<4, 32, 16, 16, 6, 512, 3, 5, 256>;
 pub type Ecp5_25fAccel = top::Accel<8, 8, 4, 4, 12, 128, 7, 7, 64>;
 /// The `ecp5-85f` preset.
 pub type Ecp5_85fAccel = top::Accel<9, 32, 16, 16, 12, 512, 6, 5, 256>;
+
+/// Something to do with the accelerator type of a configuration: the const parameters of
+/// [`top::Accel`] are fixed at compile time, so each supported configuration is one
+/// instantiation, and [`with_accel`] is the one place that maps configurations to them.
+pub trait AccelVisitor {
+    type Output;
+    fn visit<T: sim::BusTop + Send + 'static>(self, cfg: &DeviceConfig) -> Self::Output;
+}
+
+/// The configuration named `name` if it has an instantiation: every name of
+/// [`DeviceConfig::named`] (the presets and the simulation configurations) has one.
+pub fn instantiated_config(name: &str) -> Option<DeviceConfig> {
+    DeviceConfig::named(name).filter(|c| with_accel(c, Probe).is_some())
+}
+
+struct Probe;
+impl AccelVisitor for Probe {
+    type Output = ();
+    fn visit<T: sim::BusTop + Send + 'static>(self, _: &DeviceConfig) {}
+}
+
+/// Call `v` with the accelerator type of `cfg` (any kind), or `None` if `cfg` has no
+/// instantiation (then add one here).
+pub fn with_accel<V: AccelVisitor>(cfg: &DeviceConfig, v: V) -> Option<V::Output> {
+    Some(match (cfg.lanes, cfg.groups, cfg.mults, cfg.wmem_words, cfg.ibuf_depth, cfg.obuf_depth) {
+        // The rows of `DeviceConfig::SIM_CONFIGS` and `DeviceConfig::PRESETS`; a test checks that
+        // every named configuration has one.
+        (4, 1, 2, 1024, 64, 256) => v.visit::<TestAccel>(cfg),
+        (8, 1, 4, 1024, 64, 64) => v.visit::<Test25Accel>(cfg),
+        (32, 1, 16, 1024, 64, 256) => v.visit::<Test85Accel>(cfg),
+        (8, 1, 4, 16384, 1024, 1024) => v.visit::<Ecp5_25fAccel>(cfg),
+        (32, 1, 16, 65536, 2048, 2048) => v.visit::<Ecp5_85fAccel>(cfg),
+        _ => return None,
+    })
+}
+
+/// The Verilog of configuration `cfg` (module `top`), or `None` without an instantiation.
+pub fn verilog_of(cfg: &DeviceConfig) -> Option<String> {
+    struct Gen;
+    impl AccelVisitor for Gen {
+        type Output = String;
+        fn visit<T: sim::BusTop + Send + 'static>(self, cfg: &DeviceConfig) -> String {
+            use rust_hdl::prelude::*;
+            let mut uut = T::build(cfg);
+            uut.connect_all();
+            generate_verilog(&uut)
+        }
+    }
+    with_accel(cfg, Gen)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_named_configuration_is_instantiated() {
+        for name in crew_core::config::DeviceConfig::names() {
+            assert!(super::instantiated_config(name).is_some(), "{name} has no instantiation in with_accel");
+        }
+    }
+}

@@ -11,6 +11,34 @@ use rust_hdl::prelude::*;
 const SETTLE: usize = 100;
 /// A bus access that takes longer than this many cycles is a hang.
 const ACCESS_TIMEOUT: u64 = 64;
+/// A VCD file sink is written out whenever this much trace has accumulated in memory.
+const VCD_CHUNK: usize = 1 << 20;
+
+/// Why a simulated bus access did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessError {
+    /// `ready` did not rise within [`ACCESS_TIMEOUT`] cycles.
+    Hang { addr: u32, write: bool, cycles: u64 },
+    /// The combinational logic did not settle (a combinational loop).
+    Unsettled { cycle: u64 },
+}
+
+impl std::fmt::Display for AccessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            AccessError::Hang { addr, write, cycles } => write!(
+                f,
+                "the simulated core did not answer a bus {} of {addr:#010x} within {cycles} cycles",
+                if write { "write" } else { "read" }
+            ),
+            AccessError::Unsettled { cycle } => {
+                write!(f, "the simulated circuit did not settle at cycle {cycle} (a combinational loop?)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AccessError {}
 
 /// The bus interface of any simulated core.
 pub trait SimBus {
@@ -83,6 +111,10 @@ struct Trace {
     probe: VCDProbe<TraceBuf>,
     buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     time_ps: u64,
+    /// Streaming mode ([`SimCore::with_vcd_writer`]): the buffer is moved here in chunks.
+    file: Option<Box<dyn std::io::Write + Send>>,
+    /// The first error writing `file`, reported by [`SimCore::finish_vcd`].
+    file_error: Option<std::io::Error>,
 }
 
 #[derive(Clone)]
@@ -103,7 +135,7 @@ impl<T: BusTop> Drop for SimCore<T> {
         if !std::thread::panicking() {
             return;
         }
-        if let Some(trace) = self.vcd.take() {
+        if let Some(trace) = self.vcd.take().filter(|t| t.file.is_none()) {
             let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/vcd");
             let path = format!("{dir}/{}.vcd", trace.name);
             drop(trace.probe);
@@ -131,9 +163,32 @@ impl<T: BusTop> SimCore<T> {
     pub fn with_vcd(mut self, name: &str) -> Self {
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let probe = write_vcd_header(TraceBuf(buf.clone()), &*self.uut);
-        self.vcd = Some(Trace { name: name.to_string(), probe, buf, time_ps: 0 });
+        self.vcd = Some(Trace { name: name.to_string(), probe, buf, time_ps: 0, file: None, file_error: None });
         self.trace();
         self
+    }
+
+    /// Trace every clock edge into `out` (streamed in 1 MiB chunks); call [`finish_vcd`](Self::finish_vcd)
+    /// at the end to write the rest and learn about write errors.
+    pub fn with_vcd_writer(mut self, name: &str, out: Box<dyn std::io::Write + Send>) -> Self {
+        self = self.with_vcd(name);
+        if let Some(t) = self.vcd.as_mut() {
+            t.file = Some(out);
+        }
+        self
+    }
+
+    /// Write the rest of a [`with_vcd_writer`](Self::with_vcd_writer) trace and flush it; stops tracing.
+    pub fn finish_vcd(&mut self) -> std::io::Result<()> {
+        let Some(mut t) = self.vcd.take() else { return Ok(()) };
+        let Some(mut out) = t.file.take() else { return Ok(()) };
+        if let Some(e) = t.file_error.take() {
+            return Err(e);
+        }
+        drop(t.probe);
+        let rest = std::mem::take(&mut *t.buf.lock().map_err(|_| std::io::Error::other("trace buffer poisoned"))?);
+        out.write_all(&rest)?;
+        out.flush()
     }
 
     /// Record the signals after an edge; edges are 5 ns apart (a 100 MHz clock).
@@ -142,46 +197,78 @@ impl<T: BusTop> SimCore<T> {
             let _ = t.probe.timestamp(t.time_ps);
             t.probe = write_vcd_change(t.probe, &*self.uut);
             t.time_ps += 5_000;
+            if let (Some(out), None) = (t.file.as_mut(), t.file_error.as_ref()) {
+                if let Ok(mut buf) = t.buf.lock() {
+                    if buf.len() >= VCD_CHUNK {
+                        if let Err(e) = out.write_all(&buf) {
+                            t.file_error = Some(e);
+                        }
+                        buf.clear();
+                    }
+                }
+            }
             self.vcd = Some(t);
         }
     }
 
     fn settle(&mut self) {
-        assert!(simulate(&mut *self.uut, SETTLE), "the circuit did not settle");
+        assert!(self.try_settle().is_ok(), "the circuit did not settle");
+    }
+
+    fn try_settle(&mut self) -> Result<(), AccessError> {
+        if simulate(&mut *self.uut, SETTLE) {
+            Ok(())
+        } else {
+            Err(AccessError::Unsettled { cycle: self.cycles })
+        }
     }
 
     /// One full clock cycle: falling then rising edge.
     pub fn step(&mut self) {
+        assert!(self.try_step().is_ok(), "the circuit did not settle");
+    }
+
+    /// [`step`](Self::step) that reports an unsettled circuit instead of panicking.
+    pub fn try_step(&mut self) -> Result<(), AccessError> {
         self.uut.set_clock(false);
-        self.settle();
+        self.try_settle()?;
         self.trace();
         self.uut.set_clock(true);
-        self.settle();
+        self.try_settle()?;
         self.trace();
         self.cycles += 1;
+        Ok(())
     }
 
     pub fn irq(&self) -> bool {
         self.uut.irq()
     }
 
-    fn access(&mut self, addr: u32, data: u32, we: bool) -> u32 {
+    /// One bus access: hold `valid` until `ready`, take `rdata`, then one idle cycle.
+    pub fn try_access(&mut self, addr: u32, data: u32, we: bool) -> Result<u32, AccessError> {
         self.uut.drive(addr, data, we, true);
-        self.settle();
+        self.try_settle()?;
         let mut n = 0;
         loop {
-            self.step();
+            self.try_step()?;
             n += 1;
             if self.uut.ready() {
                 break;
             }
-            assert!(n < ACCESS_TIMEOUT, "bus access to {addr:#x} hung");
+            if n >= ACCESS_TIMEOUT {
+                self.uut.drive(addr, data, false, false);
+                return Err(AccessError::Hang { addr, write: we, cycles: n });
+            }
         }
         let r = self.uut.rdata();
         self.uut.drive(addr, data, false, false);
-        self.settle();
-        self.step();
-        r
+        self.try_settle()?;
+        self.try_step()?;
+        Ok(r)
+    }
+
+    fn access(&mut self, addr: u32, data: u32, we: bool) -> u32 {
+        self.try_access(addr, data, we).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 

@@ -179,8 +179,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     let load_before = loadavg();
     let opts = OpenOptions::default();
-    let mut crew_acc = crew_driver::open(&crew_dev, &opts).with_context(|| format!("cannot open {crew_dev}"))?;
-    let mut dense_acc = crew_driver::open(&dense_dev, &opts).with_context(|| format!("cannot open {dense_dev}"))?;
+    let mut crew_acc = crate::device::open_plain(&crew_dev, &opts)?;
+    let mut dense_acc = crate::device::open_plain(&dense_dev, &opts)?;
     let (crew_cfg, dense_cfg) = (crew_acc.config(), dense_acc.config());
     let clocks = clocks(&bitstreams, &crew_cfg, args.nominal_mhz)?;
     crew_acc.load(&model).context("loading the model on the CREW core")?;

@@ -1,6 +1,5 @@
 //! `crew-host info` and `crew-host regs`: identity, capabilities and registers of a device.
 
-use anyhow::Context;
 use crew_driver::OpenOptions;
 use std::time::Duration;
 
@@ -9,9 +8,9 @@ pub struct Args {
     /// Device: `emu`, `emu:config=ecp5-25f`, ...
     #[arg(long, default_value = "emu")]
     pub device: String,
-    /// Longest wait for the device, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub timeout_ms: u64,
+    /// Longest wait for the device, in milliseconds (default: 2000, or an hour on `sim`).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -24,8 +23,8 @@ pub struct RegsArgs {
 }
 
 fn open(a: &Args) -> anyhow::Result<crew_driver::Accelerator<crew_driver::BoxedTransport>> {
-    let opts = OpenOptions::default().with_timeout(Duration::from_millis(a.timeout_ms));
-    crew_driver::open(&a.device, &opts).with_context(|| format!("cannot open {}", a.device))
+    let timeout = a.timeout_ms.map_or_else(|| crate::device::default_timeout(&a.device), Duration::from_millis);
+    crate::device::open_plain(&a.device, &OpenOptions::default().with_timeout(timeout))
 }
 
 pub fn info(a: Args) -> anyhow::Result<()> {

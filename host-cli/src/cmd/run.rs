@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Device to run on: `emu`, `emu:config=ecp5-25f`, `emu:kind=dense,lanes=16`, ...
+    /// Device to run on: `emu`, `emu:config=ecp5-25f`, `emu:kind=dense,lanes=16`, `sim:config=test25`, ...
     #[arg(long, default_value = "emu")]
     pub device: String,
     /// Model: .crew, .safetensors, .npy or .npz. Without it, the built-in Silero VAD LSTM cell runs.
@@ -38,9 +38,15 @@ pub struct Args {
     /// Time steps of the built-in LSTM.
     #[arg(long, default_value_t = 32)]
     pub steps: usize,
-    /// Longest wait for the device to finish one run, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub timeout_ms: u64,
+    /// Longest wait for the device to finish one run, in milliseconds (default: 2000, an hour on `sim`).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Record every bus transaction (with the values read) into FILE, for `crew-host replay`.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Write a waveform (VCD, every clock edge) of the RTL simulation into FILE (`--device sim` only).
+    #[arg(long, value_name = "FILE")]
+    pub vcd: Option<PathBuf>,
 }
 
 /// What one layer did over all its runs.
@@ -105,8 +111,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let opts = OpenOptions::default().with_timeout(Duration::from_millis(args.timeout_ms));
-    let mut accel = crew_driver::open(&args.device, &opts).with_context(|| format!("cannot open {}", args.device))?;
+    let timeout = args.timeout_ms.map_or_else(|| crate::device::default_timeout(&args.device), Duration::from_millis);
+    let opts = OpenOptions::default().with_timeout(timeout);
+    let mut session = crate::device::open(&args.device, &opts, args.trace.as_deref(), args.vcd.as_deref())?;
+    let accel = &mut session.accel;
     let info = accel.info().clone();
     let cfg = info.config;
     println!("device {}: {}, version {}.{}", info.device, cfg.describe(), info.version_major, info.version_minor);
@@ -129,15 +137,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let checker = Checker::new(&model);
     let seed = args.random.unwrap_or(0);
     let tallies = if args.model.is_none() {
-        run_lstm(&mut accel, &model, &checker, seed, args.batch, args.steps)?
+        run_lstm(accel, &model, &checker, seed, args.batch, args.steps)?
     } else {
-        run_layers(&mut accel, &model, &checker, &args, seed)?
+        run_layers(accel, &model, &checker, &args, seed)?
     };
     println!();
     print!("{}", layer_table(&model, &tallies, &cfg).render());
     let total_runs: u64 = tallies.iter().map(|t| t.runs).sum();
     println!("\nOK: all {total_runs} layer runs are bit-exact with the CPU int8 reference");
-    Ok(())
+    session.finish()
 }
 
 fn layer_table(model: &Model, tallies: &[LayerTally], cfg: &crew_core::config::DeviceConfig) -> Table {

@@ -74,15 +74,56 @@ impl<
 pub struct SimCore<T: BusTop> {
     pub uut: Box<T>,
     cycles: u64,
-    vcd: Option<Trace>,
+    vcd: Option<VcdTrace>,
 }
 
-/// An in-memory VCD trace: the probe writes into a buffer the core keeps a handle to.
-struct Trace {
+/// An in-memory VCD trace of any block, for testbenches that step a design themselves: call
+/// [`VcdTrace::record`] after every clock edge. If the trace is dropped while its thread panics
+/// (a failing test), it is written to `target/vcd/<name>.vcd`; otherwise it is discarded.
+pub struct VcdTrace {
     name: String,
-    probe: VCDProbe<TraceBuf>,
+    // Taken and put back by each record (the VCD writer moves the probe).
+    probe: Option<VCDProbe<TraceBuf>>,
     buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     time_ps: u64,
+}
+
+impl VcdTrace {
+    /// Start a trace of `uut` (its header and the current values).
+    pub fn new<B: Block>(name: &str, uut: &B) -> VcdTrace {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let probe = write_vcd_header(TraceBuf(buf.clone()), uut);
+        let mut t = VcdTrace { name: name.to_string(), probe: Some(probe), buf, time_ps: 0 };
+        t.record(uut);
+        t
+    }
+
+    /// Record the signals after an edge; edges are 5 ns apart (a 100 MHz clock).
+    pub fn record<B: Block>(&mut self, uut: &B) {
+        if let Some(mut p) = self.probe.take() {
+            let _ = p.timestamp(self.time_ps);
+            self.probe = Some(write_vcd_change(p, uut));
+            self.time_ps += 5_000;
+        }
+    }
+}
+
+impl Drop for VcdTrace {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/vcd");
+        let path = format!("{dir}/{}.vcd", self.name);
+        drop(self.probe.take());
+        let bytes = self.buf.lock().map(|b| b.clone()).unwrap_or_default();
+        // Best effort: the test is failing already; say where the trace went.
+        let _ = std::fs::create_dir_all(dir);
+        match std::fs::write(&path, bytes) {
+            Ok(()) => eprintln!("VCD trace of the failing simulation: {path}"),
+            Err(e) => eprintln!("could not write the VCD trace {path}: {e}"),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -98,26 +139,6 @@ impl std::io::Write for TraceBuf {
     }
 }
 
-impl<T: BusTop> Drop for SimCore<T> {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        if let Some(trace) = self.vcd.take() {
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/vcd");
-            let path = format!("{dir}/{}.vcd", trace.name);
-            drop(trace.probe);
-            let bytes = trace.buf.lock().map(|b| b.clone()).unwrap_or_default();
-            // Best effort: the test is failing already; say where the trace went.
-            let _ = std::fs::create_dir_all(dir);
-            match std::fs::write(&path, bytes) {
-                Ok(()) => eprintln!("VCD trace of the failing simulation: {path}"),
-                Err(e) => eprintln!("could not write the VCD trace {path}: {e}"),
-            }
-        }
-    }
-}
-
 impl<T: BusTop> SimCore<T> {
     pub fn new(cfg: &DeviceConfig) -> Self {
         let mut uut = Box::new(T::build(cfg));
@@ -129,20 +150,13 @@ impl<T: BusTop> SimCore<T> {
 
     /// Trace every clock edge; the trace is written to `target/vcd/<name>.vcd` on a panic.
     pub fn with_vcd(mut self, name: &str) -> Self {
-        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let probe = write_vcd_header(TraceBuf(buf.clone()), &*self.uut);
-        self.vcd = Some(Trace { name: name.to_string(), probe, buf, time_ps: 0 });
-        self.trace();
+        self.vcd = Some(VcdTrace::new(name, &*self.uut));
         self
     }
 
-    /// Record the signals after an edge; edges are 5 ns apart (a 100 MHz clock).
     fn trace(&mut self) {
-        if let Some(mut t) = self.vcd.take() {
-            let _ = t.probe.timestamp(t.time_ps);
-            t.probe = write_vcd_change(t.probe, &*self.uut);
-            t.time_ps += 5_000;
-            self.vcd = Some(t);
+        if let Some(t) = self.vcd.as_mut() {
+            t.record(&*self.uut);
         }
     }
 

@@ -12,17 +12,21 @@
 //! Request (host to board):
 //!
 //! ```text
-//! 0xA5 | CMD | LEN | ADDR[4] | HCRC[2]  [ | DATA[4 * (LEN + 1)] | DCRC[2] ]   (write commands only)
+//! 0xA5 | CMD | TAG | LEN | ADDR[4] | HCRC[2]  [ | DATA[4 * (LEN + 1)] | DCRC[2] ]   (write commands only)
 //! ```
 //!
 //! Response (board to host):
 //!
 //! ```text
-//! 0x5A | STATUS | CMD | LEN | HCRC[2]  [ | DATA[4 * (LEN + 1)] | DCRC[2] ]   (STATUS = OK, read commands only)
+//! 0x5A | STATUS | CMD | TAG | LEN | HCRC[2]  [ | DATA[4 * (LEN + 1)] | DCRC[2] ]   (STATUS = OK, read commands only)
 //! ```
+//!
+//! Byte offsets of the header fields: [`req_at`], [`resp_at`] (the RTL bridge takes them from there).
 //!
 //! * `CMD`: [`cmd::READ`], [`cmd::WRITE`], [`cmd::READ_BURST`], [`cmd::WRITE_BURST`]; a response
 //!   echoes it (0 when the request header itself was corrupt).
+//! * `TAG`: the transaction's sequence tag (see below); a response echoes it (0 when the request
+//!   header was corrupt).
 //! * `LEN`: words - 1 (a burst moves 1..=[`MAX_BURST`] words); single-word commands carry 0.
 //! * `HCRC` covers the header from the sync byte on; `DCRC` covers the data alone. Checking the
 //!   header on its own means that a corrupted `LEN` is caught before any data is consumed.
@@ -45,9 +49,22 @@
 //! single-word command is answered [`Status::BadFrame`]. A write whose `DCRC` fails is answered
 //! [`Status::BadChecksum`] and **not performed**. The host, on any error or timeout, waits for the
 //! line to go quiet, discards what it received and sends the request again (a bounded number of
-//! times). Requests are idempotent (reads have no side effect on the registers the driver polls
-//! twice; a repeated write writes the same values), so a retry is safe.
+//! times).
+//!
+//! # Sequence tags: a retried write runs once
+//!
+//! A retry after a lost *response* would repeat a write the board already performed, and a write
+//! to `CTRL` with a pulse bit (`START`) must not run twice. So the host gives each new transaction
+//! the next tag (mod 256) and a retry the same tag. The board remembers the tag of the last request
+//! it performed ([`Dedup`]); a write whose tag equals it is a retry, and is acknowledged again
+//! without touching the bus. Reads are always performed (they have no side effect) and also set
+//! the remembered tag, so a host that starts a session with a read can never have its first write
+//! mistaken for a retry of the previous session's last one. A frame rejected for a bad checksum
+//! or as malformed was not performed and leaves the remembered tag alone.
 
+/// Protocol version: 2 added the `TAG` byte to both headers (version 1 frames had none). A host
+/// and a bridge of different versions cannot talk (every header fails its CRC).
+pub const PROTOCOL_VERSION: u8 = 2;
 /// First byte of every request.
 pub const REQ_SYNC: u8 = 0xA5;
 /// First byte of every response (distinct from [`REQ_SYNC`], so an echoing line is noticed).
@@ -55,9 +72,34 @@ pub const RESP_SYNC: u8 = 0x5A;
 /// Most words one burst moves.
 pub const MAX_BURST: usize = 256;
 /// Request header bytes, CRC included.
-pub const REQ_HEADER_LEN: usize = 9;
+pub const REQ_HEADER_LEN: usize = 10;
 /// Response header bytes, CRC included.
-pub const RESP_HEADER_LEN: usize = 6;
+pub const RESP_HEADER_LEN: usize = 7;
+
+/// Byte offsets in a request header.
+pub mod req_at {
+    pub const SYNC: usize = 0;
+    pub const CMD: usize = 1;
+    pub const TAG: usize = 2;
+    pub const LEN: usize = 3;
+    /// First of the four address bytes (little-endian).
+    pub const ADDR: usize = 4;
+    /// First of the two HCRC bytes (high byte first).
+    pub const HCRC: usize = 8;
+}
+
+/// Byte offsets in a response header.
+pub mod resp_at {
+    pub const SYNC: usize = 0;
+    pub const STATUS: usize = 1;
+    pub const CMD: usize = 2;
+    pub const TAG: usize = 3;
+    pub const LEN: usize = 4;
+    /// First of the two HCRC bytes (high byte first).
+    pub const HCRC: usize = 5;
+}
+
+const _: () = assert!(req_at::HCRC + CRC_LEN == REQ_HEADER_LEN && resp_at::HCRC + CRC_LEN == RESP_HEADER_LEN);
 /// Bytes of a data CRC.
 pub const CRC_LEN: usize = 2;
 /// Longest request frame: a full write burst.
@@ -218,12 +260,48 @@ impl Request {
     }
 }
 
+/// A request as on the wire: the operation and its sequence tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaggedRequest {
+    pub tag: u8,
+    pub req: Request,
+}
+
+/// The board side's duplicate filter: the tag of the last request performed. The RTL bridge keeps
+/// the same state and applies the same rule (`hw/src/uart_bridge.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dedup {
+    last: Option<u8>,
+}
+
+impl Dedup {
+    pub fn new() -> Dedup {
+        Dedup::default()
+    }
+
+    /// The tag of the last request performed (`None` after reset).
+    pub fn last(&self) -> Option<u8> {
+        self.last
+    }
+
+    /// Whether an intact request must be performed: every read, and a write unless its tag is
+    /// that of the last request performed (then it is a retry of it, to acknowledge again).
+    /// Records the tag either way.
+    pub fn admit(&mut self, r: &TaggedRequest) -> bool {
+        let retry = cmd::has_request_data(r.req.cmd()) && self.last == Some(r.tag);
+        self.last = Some(r.tag);
+        !retry
+    }
+}
+
 /// A response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: Status,
     /// The request's command (0 when the request header was corrupt).
     pub cmd: u8,
+    /// The request's tag (0 when the request header was corrupt).
+    pub tag: u8,
     /// `LEN` as sent: words - 1 of an OK read, else 0.
     pub len: u8,
     /// The words read (OK read responses only).
@@ -232,14 +310,14 @@ pub struct Response {
 
 impl Response {
     /// The OK response to a write (`data` empty) or a read (`data`: the words read).
-    pub fn ok(cmd: u8, data: Vec<u32>) -> Response {
+    pub fn ok(cmd: u8, tag: u8, data: Vec<u32>) -> Response {
         let len = data.len().saturating_sub(1).min(255) as u8;
-        Response { status: Status::Ok, cmd, len, data }
+        Response { status: Status::Ok, cmd, tag, len, data }
     }
 
     /// An error response.
-    pub fn error(status: Status, cmd: u8) -> Response {
-        Response { status, cmd, len: 0, data: Vec::new() }
+    pub fn error(status: Status, cmd: u8, tag: u8) -> Response {
+        Response { status, cmd, tag, len: 0, data: Vec::new() }
     }
 
     /// Whether the response carries data on the wire.
@@ -279,8 +357,8 @@ fn push_data(out: &mut Vec<u8>, data: &[u32]) {
     out.extend_from_slice(&crc.to_be_bytes());
 }
 
-/// Append the frame of `req` to `out`.
-pub fn encode_request_into(req: &Request, out: &mut Vec<u8>) -> Result<(), FrameError> {
+/// Append the frame of `req` with sequence tag `tag` to `out`.
+pub fn encode_request_into(req: &Request, tag: u8, out: &mut Vec<u8>) -> Result<(), FrameError> {
     let len = match req {
         Request::Read { .. } | Request::Write { .. } => 0,
         Request::ReadBurst { count, .. } => burst_len(*count as usize)?,
@@ -289,6 +367,7 @@ pub fn encode_request_into(req: &Request, out: &mut Vec<u8>) -> Result<(), Frame
     let start = out.len();
     out.push(REQ_SYNC);
     out.push(req.cmd());
+    out.push(tag);
     out.push(len);
     out.extend_from_slice(&req.addr().to_le_bytes());
     let crc = crc16(&out[start..]);
@@ -301,10 +380,10 @@ pub fn encode_request_into(req: &Request, out: &mut Vec<u8>) -> Result<(), Frame
     Ok(())
 }
 
-/// The frame of `req`.
-pub fn encode_request(req: &Request) -> Result<Vec<u8>, FrameError> {
+/// The frame of `req` with sequence tag `tag`.
+pub fn encode_request(req: &Request, tag: u8) -> Result<Vec<u8>, FrameError> {
     let mut out = Vec::with_capacity(req.encoded_len());
-    encode_request_into(req, &mut out)?;
+    encode_request_into(req, tag, &mut out)?;
     Ok(out)
 }
 
@@ -324,7 +403,7 @@ pub fn encode_response(resp: &Response) -> Result<Vec<u8>, FrameError> {
         0
     };
     let mut out = Vec::with_capacity(RESP_HEADER_LEN + 4 * words + CRC_LEN);
-    out.extend_from_slice(&[RESP_SYNC, resp.status as u8, resp.cmd, len]);
+    out.extend_from_slice(&[RESP_SYNC, resp.status as u8, resp.cmd, resp.tag, len]);
     let crc = crc16(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     if resp.has_data() {
@@ -333,9 +412,9 @@ pub fn encode_response(resp: &Response) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
-/// The response a correct board gives to `req`: OK, with `read_data` for reads.
-pub fn expected_response(req: &Request, read_data: Vec<u32>) -> Response {
-    Response::ok(req.cmd(), if cmd::has_response_data(req.cmd()) { read_data } else { Vec::new() })
+/// The response a correct board gives to `req` sent with `tag`: OK, with `read_data` for reads.
+pub fn expected_response(req: &Request, tag: u8, read_data: Vec<u32>) -> Response {
+    Response::ok(req.cmd(), tag, if cmd::has_response_data(req.cmd()) { read_data } else { Vec::new() })
 }
 
 /// Why a frame was rejected.
@@ -369,9 +448,9 @@ pub enum Decoded<T> {
     /// A good frame after `skipped` bytes of garbage; drop `consumed` bytes (garbage included).
     Frame { frame: T, skipped: usize, consumed: usize },
     /// A frame failed a check after `skipped` bytes of garbage: drop `consumed` bytes (for a bad
-    /// header only the sync byte, so the bytes after it are searched again). `cmd` is the
-    /// command to echo (0 when the header was not intact).
-    Rejected { reason: Reject, cmd: u8, skipped: usize, consumed: usize },
+    /// header only the sync byte, so the bytes after it are searched again). `cmd` and `tag` are
+    /// the command and tag to echo (0 when the header was not intact).
+    Rejected { reason: Reject, cmd: u8, tag: u8, skipped: usize, consumed: usize },
     /// More bytes are needed. The first `skip` bytes hold no sync byte and can be dropped.
     Incomplete { skip: usize },
 }
@@ -406,7 +485,7 @@ fn data_field(buf: &[u8], at: usize, words: usize) -> Option<Result<Vec<u32>, ()
 }
 
 /// Decode the request at the front of `buf` (never panics, whatever the bytes).
-pub fn decode_request(buf: &[u8]) -> Decoded<Request> {
+pub fn decode_request(buf: &[u8]) -> Decoded<TaggedRequest> {
     let Some(s) = buf.iter().position(|&b| b == REQ_SYNC) else {
         return Decoded::Incomplete { skip: buf.len() };
     };
@@ -414,17 +493,19 @@ pub fn decode_request(buf: &[u8]) -> Decoded<Request> {
     let Some(h) = f.get(..REQ_HEADER_LEN) else {
         return Decoded::Incomplete { skip: s };
     };
-    let reject = |reason, cmd, consumed| Decoded::Rejected { reason, cmd, skipped: s, consumed: s + consumed };
+    let reject =
+        |reason, cmd, tag, consumed| Decoded::Rejected { reason, cmd, tag, skipped: s, consumed: s + consumed };
     if !check(h) {
-        return reject(Reject::HeaderCrc, 0, 1);
+        return reject(Reject::HeaderCrc, 0, 0, 1);
     }
-    let (c, len) = (h[1], h[2]);
-    let addr = u32::from_le_bytes([h[3], h[4], h[5], h[6]]);
+    let (c, tag, len) = (h[req_at::CMD], h[req_at::TAG], h[req_at::LEN]);
+    let a = req_at::ADDR;
+    let addr = u32::from_le_bytes([h[a], h[a + 1], h[a + 2], h[a + 3]]);
     if !cmd::is_known(c) {
-        return reject(Reject::UnknownCommand { cmd: c }, c, REQ_HEADER_LEN);
+        return reject(Reject::UnknownCommand { cmd: c }, c, tag, REQ_HEADER_LEN);
     }
     if cmd::is_single(c) && len != 0 {
-        return reject(Reject::BadLength { cmd: c, len }, c, REQ_HEADER_LEN);
+        return reject(Reject::BadLength { cmd: c, len }, c, tag, REQ_HEADER_LEN);
     }
     let words = len as usize + 1;
     let (frame, used) = match c {
@@ -434,13 +515,13 @@ pub fn decode_request(buf: &[u8]) -> Decoded<Request> {
             let used = REQ_HEADER_LEN + 4 * words + CRC_LEN;
             match data_field(f, REQ_HEADER_LEN, words) {
                 None => return Decoded::Incomplete { skip: s },
-                Some(Err(())) => return reject(Reject::DataCrc, c, used),
+                Some(Err(())) => return reject(Reject::DataCrc, c, tag, used),
                 Some(Ok(data)) if c == cmd::WRITE => (Request::Write { addr, value: data[0] }, used),
                 Some(Ok(data)) => (Request::WriteBurst { addr, data }, used),
             }
         }
     };
-    Decoded::Frame { frame, skipped: s, consumed: s + used }
+    Decoded::Frame { frame: TaggedRequest { tag, req: frame }, skipped: s, consumed: s + used }
 }
 
 /// Decode the response at the front of `buf` (never panics, whatever the bytes).
@@ -452,26 +533,27 @@ pub fn decode_response(buf: &[u8]) -> Decoded<Response> {
     let Some(h) = f.get(..RESP_HEADER_LEN) else {
         return Decoded::Incomplete { skip: s };
     };
-    let reject = |reason, cmd, consumed| Decoded::Rejected { reason, cmd, skipped: s, consumed: s + consumed };
+    let reject =
+        |reason, cmd, tag, consumed| Decoded::Rejected { reason, cmd, tag, skipped: s, consumed: s + consumed };
     if !check(h) {
-        return reject(Reject::HeaderCrc, 0, 1);
+        return reject(Reject::HeaderCrc, 0, 0, 1);
     }
-    let (st, c, len) = (h[1], h[2], h[3]);
+    let (st, c, tag, len) = (h[resp_at::STATUS], h[resp_at::CMD], h[resp_at::TAG], h[resp_at::LEN]);
     let Some(status) = Status::from_byte(st) else {
-        return reject(Reject::UnknownStatus { status: st }, c, RESP_HEADER_LEN);
+        return reject(Reject::UnknownStatus { status: st }, c, tag, RESP_HEADER_LEN);
     };
-    let mut resp = Response { status, cmd: c, len, data: Vec::new() };
+    let mut resp = Response { status, cmd: c, tag, len, data: Vec::new() };
     if !resp.has_data() {
         return Decoded::Frame { frame: resp, skipped: s, consumed: s + RESP_HEADER_LEN };
     }
     if c == cmd::READ && len != 0 {
-        return reject(Reject::BadLength { cmd: c, len }, c, RESP_HEADER_LEN);
+        return reject(Reject::BadLength { cmd: c, len }, c, tag, RESP_HEADER_LEN);
     }
     let words = len as usize + 1;
     let used = RESP_HEADER_LEN + 4 * words + CRC_LEN;
     match data_field(f, RESP_HEADER_LEN, words) {
         None => Decoded::Incomplete { skip: s },
-        Some(Err(())) => reject(Reject::DataCrc, c, used),
+        Some(Err(())) => reject(Reject::DataCrc, c, tag, used),
         Some(Ok(data)) => {
             resp.data = data;
             Decoded::Frame { frame: resp, skipped: s, consumed: s + used }
@@ -504,12 +586,12 @@ impl RequestDecoder {
 
     /// The next decoded request (`Ok`) or rejected frame (`Err`, with the response to send),
     /// or `None` when more bytes are needed.
-    pub fn next_frame(&mut self) -> Option<Result<Request, Response>> {
+    pub fn next_frame(&mut self) -> Option<Result<TaggedRequest, Response>> {
         let d = decode_request(&self.buf);
         self.buf.drain(..d.consumed().min(self.buf.len()));
         match d {
             Decoded::Frame { frame, .. } => Some(Ok(frame)),
-            Decoded::Rejected { reason, cmd, .. } => Some(Err(Response::error(reason.status(), cmd))),
+            Decoded::Rejected { reason, cmd, tag, .. } => Some(Err(Response::error(reason.status(), cmd, tag))),
             Decoded::Incomplete { .. } => None,
         }
     }
@@ -570,38 +652,45 @@ mod tests {
 
     #[test]
     fn known_frames() {
-        let f = encode_request(&Request::Read { addr: 0x48 }).unwrap();
-        assert_eq!(&f[..7], &[0xA5, 0x01, 0x00, 0x48, 0, 0, 0]);
+        let f = encode_request(&Request::Read { addr: 0x48 }, 0x3C).unwrap();
+        assert_eq!(&f[..8], &[0xA5, 0x01, 0x3C, 0x00, 0x48, 0, 0, 0]);
         assert_eq!(f.len(), REQ_HEADER_LEN);
-        let f = encode_request(&Request::Write { addr: 0x48, value: 0xDEAD_BEEF }).unwrap();
+        let f = encode_request(&Request::Write { addr: 0x48, value: 0xDEAD_BEEF }, 7).unwrap();
         assert_eq!(f.len(), REQ_HEADER_LEN + 4 + CRC_LEN);
-        assert_eq!(&f[9..13], &[0xEF, 0xBE, 0xAD, 0xDE]);
-        let r = encode_response(&Response::ok(cmd::READ, vec![7])).unwrap();
-        assert_eq!(&r[..4], &[0x5A, 0, 1, 0]);
+        assert_eq!(f[req_at::TAG], 7);
+        assert_eq!(&f[10..14], &[0xEF, 0xBE, 0xAD, 0xDE]);
+        let r = encode_response(&Response::ok(cmd::READ, 0x3C, vec![7])).unwrap();
+        assert_eq!(&r[..5], &[0x5A, 0, 1, 0x3C, 0]);
         assert_eq!(r.len(), RESP_HEADER_LEN + 4 + CRC_LEN);
-        let r = encode_response(&Response::error(Status::BadChecksum, 0)).unwrap();
+        let r = encode_response(&Response::error(Status::BadChecksum, 0, 0)).unwrap();
         assert_eq!(r.len(), RESP_HEADER_LEN);
     }
 
     #[test]
     fn encoder_refuses_bad_counts() {
-        assert_eq!(encode_request(&Request::ReadBurst { addr: 0, count: 0 }), Err(FrameError::BadCount { words: 0 }));
         assert_eq!(
-            encode_request(&Request::WriteBurst { addr: 0, data: vec![0; 257] }),
+            encode_request(&Request::ReadBurst { addr: 0, count: 0 }, 0),
+            Err(FrameError::BadCount { words: 0 })
+        );
+        assert_eq!(
+            encode_request(&Request::WriteBurst { addr: 0, data: vec![0; 257] }, 0),
             Err(FrameError::BadCount { words: 257 })
         );
-        assert!(encode_response(&Response::ok(cmd::READ, vec![1, 2])).is_err());
-        assert!(encode_response(&Response::ok(cmd::WRITE, vec![1])).is_err());
-        assert!(encode_response(&Response::ok(cmd::READ_BURST, vec![0; 257])).is_err());
+        assert!(encode_response(&Response::ok(cmd::READ, 0, vec![1, 2])).is_err());
+        assert!(encode_response(&Response::ok(cmd::WRITE, 0, vec![1])).is_err());
+        assert!(encode_response(&Response::ok(cmd::READ_BURST, 0, vec![0; 257])).is_err());
     }
 
     #[test]
     fn intact_headers_that_are_not_requests_are_bad_frames() {
-        let mut h = vec![REQ_SYNC, 0x07, 0, 0, 0, 0, 0];
+        let mut h = vec![REQ_SYNC, 0x07, 9, 0, 0, 0, 0, 0];
         h.extend_from_slice(&crc16(&h).to_be_bytes());
         let d = decode_request(&h);
-        assert_eq!(d, Decoded::Rejected { reason: Reject::UnknownCommand { cmd: 7 }, cmd: 7, skipped: 0, consumed: 9 });
-        let mut h = vec![REQ_SYNC, cmd::READ, 3, 0, 0, 0, 0];
+        assert_eq!(
+            d,
+            Decoded::Rejected { reason: Reject::UnknownCommand { cmd: 7 }, cmd: 7, tag: 9, skipped: 0, consumed: 10 }
+        );
+        let mut h = vec![REQ_SYNC, cmd::READ, 0, 3, 0, 0, 0, 0];
         h.extend_from_slice(&crc16(&h).to_be_bytes());
         match decode_request(&h) {
             Decoded::Rejected { reason, .. } => assert_eq!(reason.status(), Status::BadFrame),
@@ -611,32 +700,53 @@ mod tests {
 
     #[test]
     fn bad_write_data_is_a_bad_checksum_and_the_whole_frame_is_dropped() {
-        let mut f = encode_request(&Request::WriteBurst { addr: 0x10_0000, data: vec![1, 2, 3] }).unwrap();
-        f[12] ^= 0x40;
+        let mut f = encode_request(&Request::WriteBurst { addr: 0x10_0000, data: vec![1, 2, 3] }, 4).unwrap();
+        f[13] ^= 0x40;
         let d = decode_request(&f);
         assert_eq!(
             d,
-            Decoded::Rejected { reason: Reject::DataCrc, cmd: cmd::WRITE_BURST, skipped: 0, consumed: f.len() }
+            Decoded::Rejected { reason: Reject::DataCrc, cmd: cmd::WRITE_BURST, tag: 4, skipped: 0, consumed: f.len() }
         );
     }
 
     #[test]
     fn streaming_decoder_answers_and_resynchronises() {
         let mut dec = RequestDecoder::new();
-        let good = encode_request(&Request::Write { addr: 0x48, value: 5 }).unwrap();
+        let good = encode_request(&Request::Write { addr: 0x48, value: 5 }, 1).unwrap();
         let mut bad = good.clone();
         bad[4] ^= 1;
         dec.feed(&[0x00, 0x13]);
         assert_eq!(dec.next_frame(), None);
         dec.feed(&bad);
-        assert_eq!(dec.next_frame(), Some(Err(Response::error(Status::BadChecksum, 0))));
+        assert_eq!(dec.next_frame(), Some(Err(Response::error(Status::BadChecksum, 0, 0))));
         dec.feed(&good[..5]);
         // The bytes of the bad frame after its sync hold no sync: nothing decodes yet.
         assert_eq!(dec.next_frame(), None);
         dec.feed(&good[5..]);
-        assert_eq!(dec.next_frame(), Some(Ok(Request::Write { addr: 0x48, value: 5 })));
+        assert_eq!(dec.next_frame(), Some(Ok(TaggedRequest { tag: 1, req: Request::Write { addr: 0x48, value: 5 } })));
         assert_eq!(dec.next_frame(), None);
         assert_eq!(dec.pending(), 0);
+    }
+
+    #[test]
+    fn dedup_drops_a_repeated_write_tag_only() {
+        let w = |tag| TaggedRequest { tag, req: Request::Write { addr: 0, value: 1 } };
+        let b = |tag| TaggedRequest { tag, req: Request::WriteBurst { addr: 0, data: vec![1, 2] } };
+        let r = |tag| TaggedRequest { tag, req: Request::Read { addr: 0 } };
+        let mut d = Dedup::new();
+        assert_eq!(d.last(), None);
+        assert!(d.admit(&w(0)), "after reset no tag is a retry");
+        assert!(!d.admit(&w(0)), "the same tag again is a retry");
+        assert!(!d.admit(&b(0)));
+        assert!(d.admit(&b(1)));
+        assert!(d.admit(&r(1)), "reads always run");
+        assert!(d.admit(&r(1)));
+        assert!(!d.admit(&w(1)), "a write after a read of its tag is a retry");
+        assert!(d.admit(&w(2)));
+        // A session that starts with a read can reuse any tag for its first write.
+        assert!(d.admit(&r(2)));
+        assert!(d.admit(&w(3)));
+        assert_eq!(d.last(), Some(3));
     }
 
     #[test]
@@ -653,7 +763,11 @@ mod tests {
         assert!(clocks_per_bit(1_000, 1_000_000).is_err());
     }
 
-    fn request() -> impl Strategy<Value = Request> {
+    fn request() -> impl Strategy<Value = TaggedRequest> {
+        (any::<u8>(), op()).prop_map(|(tag, req)| TaggedRequest { tag, req })
+    }
+
+    fn op() -> impl Strategy<Value = Request> {
         prop_oneof![
             any::<u32>().prop_map(|addr| Request::Read { addr }),
             (any::<u32>(), any::<u32>()).prop_map(|(addr, value)| Request::Write { addr, value }),
@@ -665,11 +779,19 @@ mod tests {
 
     fn response() -> impl Strategy<Value = Response> {
         prop_oneof![
-            any::<u32>().prop_map(|w| Response::ok(cmd::READ, vec![w])),
-            prop::collection::vec(any::<u32>(), 1..=MAX_BURST).prop_map(|d| Response::ok(cmd::READ_BURST, d)),
-            prop_oneof![Just(cmd::WRITE), Just(cmd::WRITE_BURST)].prop_map(|c| Response::ok(c, vec![])),
-            (prop_oneof![Just(Status::BadChecksum), Just(Status::BadFrame)], any::<u8>())
-                .prop_map(|(s, c)| Response::error(s, c)),
+            (any::<u8>(), any::<u32>()).prop_map(|(t, w)| Response::ok(cmd::READ, t, vec![w])),
+            (any::<u8>(), prop::collection::vec(any::<u32>(), 1..=MAX_BURST)).prop_map(|(t, d)| Response::ok(
+                cmd::READ_BURST,
+                t,
+                d
+            )),
+            (any::<u8>(), prop_oneof![Just(cmd::WRITE), Just(cmd::WRITE_BURST)]).prop_map(|(t, c)| Response::ok(
+                c,
+                t,
+                vec![]
+            )),
+            (prop_oneof![Just(Status::BadChecksum), Just(Status::BadFrame)], any::<u8>(), any::<u8>())
+                .prop_map(|(s, c, t)| Response::error(s, c, t)),
         ]
     }
 
@@ -695,8 +817,8 @@ mod tests {
     proptest! {
         #[test]
         fn request_round_trip(req in request(), garbage in prop::collection::vec(any::<u8>().prop_filter("no sync", |b| *b != REQ_SYNC), 0..16)) {
-            let f = encode_request(&req).unwrap();
-            prop_assert_eq!(f.len(), req.encoded_len());
+            let f = encode_request(&req.req, req.tag).unwrap();
+            prop_assert_eq!(f.len(), req.req.encoded_len());
             let mut buf = garbage.clone();
             buf.extend_from_slice(&f);
             prop_assert_eq!(decode_request(&buf), Decoded::Frame { frame: req.clone(), skipped: garbage.len(), consumed: buf.len() });
@@ -717,7 +839,7 @@ mod tests {
         /// detected: no frame decodes from the corrupted frame's first byte.
         #[test]
         fn corruption_is_detected(req in request(), resp in response(), pos in any::<prop::sample::Index>(), x in 1..=0xFFFFu32, two in any::<bool>()) {
-            for (f, is_req) in [(encode_request(&req).unwrap(), true), (encode_response(&resp).unwrap(), false)] {
+            for (f, is_req) in [(encode_request(&req.req, req.tag).unwrap(), true), (encode_response(&resp).unwrap(), false)] {
                 let mut g = f.clone();
                 let i = pos.index(g.len());
                 g[i] ^= x as u8;
@@ -760,7 +882,7 @@ mod tests {
                 buf.push(REQ_SYNC);
             }
             let start = buf.len();
-            buf.extend_from_slice(&encode_request(&req).unwrap());
+            buf.extend_from_slice(&encode_request(&req.req, req.tag).unwrap());
             let steps = drain(&buf, decode_request);
             let mut found = false;
             for (at, d) in &steps {

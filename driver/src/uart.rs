@@ -13,6 +13,13 @@
 //! [`UartError::Timeout`] when the board never said anything, or [`UartError::ResyncFailed`]
 //! carrying the last error otherwise.
 //!
+//! Each new access carries the next sequence tag and its retries the same one, so the board
+//! acknowledges a retried write it already performed without performing it again (a lost
+//! acknowledgement of a START does not start a second run). A write is preceded by a read of ID
+//! when no read succeeded since opening or since an access failed: reads set the board's
+//! remembered tag, so the write cannot be mistaken for a retry of another session's last write
+//! (or meet the tag left behind before a run of failed accesses).
+//!
 //! [`serve_emulated_board`] is the other end: it serves requests from an [`EmuDevice`] over any
 //! file descriptor (a pseudo-terminal master in the tests), the software model of the RTL bridge.
 
@@ -25,9 +32,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crew_core::regs;
 use crew_core::uart::{
-    decode_response, encode_request, encode_response, Decoded, Reject, Request, RequestDecoder, Response, Status,
-    MAX_BURST, MAX_RESPONSE_LEN,
+    cmd, decode_response, encode_request, encode_response, Decoded, Dedup, Reject, Request, RequestDecoder, Response,
+    Status, TaggedRequest, MAX_BURST, MAX_RESPONSE_LEN,
 };
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{self, BaudRate, ControlFlags, FlushArg, SetArg, SpecialCharacterIndices};
@@ -240,6 +248,8 @@ pub struct UartStats {
     pub retries: u64,
     /// Bytes discarded while resynchronising or skipped as garbage before a response.
     pub discarded: u64,
+    /// Reads of ID sent before the session's first write (see the module docs).
+    pub tag_syncs: u64,
 }
 
 /// A CREW board behind a serial port.
@@ -251,6 +261,11 @@ pub struct Uart {
     timeout: Duration,
     retries: u32,
     stats: UartStats,
+    /// Tag of the last transaction started.
+    tag: u8,
+    /// Whether a read succeeded since opening or the last failed access: then the board's
+    /// remembered tag is one of ours, and the next tag differs from it.
+    tag_synced: bool,
 }
 
 impl Uart {
@@ -278,6 +293,8 @@ impl Uart {
             timeout: DEFAULT_TIMEOUT,
             retries: DEFAULT_RETRIES,
             stats: UartStats::default(),
+            tag: 0,
+            tag_synced: false,
         })
     }
 
@@ -332,11 +349,16 @@ impl Uart {
     }
 
     /// One exchange: send the frame, wait for one response. `Ok(None)`: nothing came back.
-    fn exchange(&mut self, req: &Request, frame: &[u8]) -> Result<Option<Result<Vec<u32>, UartError>>, UartError> {
+    fn exchange(
+        &mut self,
+        req: &Request,
+        tag: u8,
+        frame: &[u8],
+    ) -> Result<Option<Result<Vec<u32>, UartError>>, UartError> {
         let (what, addr) = (what(req), req.addr());
         self.stats.requests += 1;
         self.file.write_all(frame).map_err(|e| self.io(e))?;
-        let expect = Response::ok(req.cmd(), vec![0; req.response_words()]).encoded_len();
+        let expect = Response::ok(req.cmd(), tag, vec![0; req.response_words()]).encoded_len();
         let deadline = Instant::now() + self.timeout + self.line_time(frame.len() + expect);
         let mut buf: Vec<u8> = Vec::with_capacity(MAX_RESPONSE_LEN);
         let mut chunk = [0u8; 2048];
@@ -346,7 +368,7 @@ impl Uart {
             match decode_response(&buf) {
                 Decoded::Frame { frame: resp, skipped, .. } => {
                     self.stats.discarded += skipped as u64;
-                    return Ok(Some(check_response(req, resp)));
+                    return Ok(Some(check_response(req, tag, resp)));
                 }
                 // A corrupt header, or a stray sync byte in noise: the response may still follow.
                 Decoded::Rejected { reason: reason @ Reject::HeaderCrc, consumed, .. } => {
@@ -385,11 +407,23 @@ impl Uart {
 
     /// A request with retries; returns the words read (empty for writes).
     pub fn transact(&mut self, req: &Request) -> Result<Vec<u32>, UartError> {
-        let (what, addr) = (what(req), req.addr());
-        if addr % 4 != 0 {
-            return Err(UartError::Unaligned { addr });
+        if !req.addr().is_multiple_of(4) {
+            return Err(UartError::Unaligned { addr: req.addr() });
         }
-        let frame = encode_request(req).map_err(|e| UartError::Unexpected { what, addr, reason: e.to_string() })?;
+        if cmd::has_request_data(req.cmd()) && !self.tag_synced {
+            self.stats.tag_syncs += 1;
+            self.transact_once(&Request::Read { addr: regs::ID })?;
+        }
+        self.transact_once(req)
+    }
+
+    /// One transaction under a new tag, retried under the same tag.
+    fn transact_once(&mut self, req: &Request) -> Result<Vec<u32>, UartError> {
+        let (what, addr) = (what(req), req.addr());
+        self.tag = self.tag.wrapping_add(1);
+        let tag = self.tag;
+        let frame =
+            encode_request(req, tag).map_err(|e| UartError::Unexpected { what, addr, reason: e.to_string() })?;
         let started = Instant::now();
         let mut last = None;
         let mut heard = false;
@@ -398,8 +432,11 @@ impl Uart {
                 self.stats.retries += 1;
                 self.resync()?;
             }
-            match self.exchange(req, &frame)? {
-                Some(Ok(words)) => return Ok(words),
+            match self.exchange(req, tag, &frame)? {
+                Some(Ok(words)) => {
+                    self.tag_synced |= !cmd::has_request_data(req.cmd());
+                    return Ok(words);
+                }
                 Some(Err(e)) => {
                     heard = true;
                     last = Some(e);
@@ -407,6 +444,9 @@ impl Uart {
                 None => {}
             }
         }
+        // The board may have performed none of this transaction's attempts: read before the next
+        // write, so that the tags this one used up can never meet the board's remembered tag.
+        self.tag_synced = false;
         match last {
             Some(e) if heard => {
                 Err(UartError::ResyncFailed { what, addr, attempts: self.retries + 1, last: Box::new(e) })
@@ -425,7 +465,7 @@ fn what(req: &Request) -> &'static str {
     }
 }
 
-fn check_response(req: &Request, resp: Response) -> Result<Vec<u32>, UartError> {
+fn check_response(req: &Request, tag: u8, resp: Response) -> Result<Vec<u32>, UartError> {
     let (what, addr) = (what(req), req.addr());
     if resp.status != Status::Ok {
         return Err(UartError::Board { what, addr, status: resp.status });
@@ -435,6 +475,14 @@ fn check_response(req: &Request, resp: Response) -> Result<Vec<u32>, UartError> 
             what,
             addr,
             reason: format!("response is for command {:#04x}, not {:#04x}", resp.cmd, req.cmd()),
+        });
+    }
+    if resp.tag != tag {
+        // A late response to an earlier transaction.
+        return Err(UartError::Unexpected {
+            what,
+            addr,
+            reason: format!("response carries tag {:#04x}, not {tag:#04x}", resp.tag),
         });
     }
     if resp.data.len() != req.response_words() {
@@ -478,8 +526,9 @@ impl Transport for Uart {
 }
 
 /// What [`serve_emulated_board`] does to each response before sending it: called with the
-/// response's index (from 0) and its bytes, which it may change, extend or clear (to stay silent).
-pub type Tamper = Box<dyn FnMut(u64, &mut Vec<u8>) + Send>;
+/// response's index (from 0), the request it answers (`None` for a rejected frame) and its bytes,
+/// which it may change, extend or clear (to stay silent).
+pub type Tamper = Box<dyn FnMut(u64, Option<&TaggedRequest>, &mut Vec<u8>) + Send>;
 
 /// Options of [`serve_emulated_board`].
 pub struct ServeOptions {
@@ -514,28 +563,37 @@ pub struct ServeStats {
     pub served: u64,
     /// Frames rejected (answered with an error status).
     pub rejected: u64,
+    /// Retried writes acknowledged again without being performed (counted in `served`).
+    pub duplicates: u64,
     /// Bytes received.
     pub bytes_in: u64,
 }
 
-/// Answer one request from `dev`, as the RTL bridge does.
-pub fn serve_request(dev: &mut EmuDevice, req: &Request) -> Response {
-    match req {
-        Request::Read { addr } => Response::ok(req.cmd(), vec![dev.read(*addr)]),
+/// Answer one request from `dev`, as the RTL bridge does: a write that `dedup` finds to be a
+/// retry is acknowledged without being performed. Returns the response and whether the request
+/// was performed.
+pub fn serve_request(dev: &mut EmuDevice, dedup: &mut Dedup, r: &TaggedRequest) -> (Response, bool) {
+    let (req, tag) = (&r.req, r.tag);
+    if !dedup.admit(r) {
+        return (Response::ok(req.cmd(), tag, Vec::new()), false);
+    }
+    let resp = match req {
+        Request::Read { addr } => Response::ok(req.cmd(), tag, vec![dev.read(*addr)]),
         Request::Write { addr, value } => {
             dev.write(*addr, *value);
-            Response::ok(req.cmd(), Vec::new())
+            Response::ok(req.cmd(), tag, Vec::new())
         }
         Request::ReadBurst { addr, count } => {
             let mut out = vec![0u32; *count as usize];
             dev.read_burst(*addr, &mut out);
-            Response::ok(req.cmd(), out)
+            Response::ok(req.cmd(), tag, out)
         }
         Request::WriteBurst { addr, data } => {
             dev.write_burst(*addr, data);
-            Response::ok(req.cmd(), Vec::new())
+            Response::ok(req.cmd(), tag, Vec::new())
         }
-    }
+    };
+    (resp, true)
 }
 
 /// Serve the bridge protocol from an emulated device over `port` (for example a pseudo-terminal
@@ -548,6 +606,7 @@ pub fn serve_emulated_board(
 ) -> io::Result<(EmuDevice, ServeStats)> {
     let mut file = File::from(port);
     let mut dec = RequestDecoder::new();
+    let mut dedup = Dedup::new();
     let mut stats = ServeStats::default();
     let mut chunk = [0u8; 4096];
     let mut idle_since = Instant::now();
@@ -569,19 +628,21 @@ pub fn serve_emulated_board(
         stats.bytes_in += n as u64;
         dec.feed(&chunk[..n]);
         while let Some(r) = dec.next_frame() {
-            let resp = match r {
+            let (resp, req) = match r {
                 Ok(req) => {
                     stats.served += 1;
-                    serve_request(&mut dev, &req)
+                    let (resp, performed) = serve_request(&mut dev, &mut dedup, &req);
+                    stats.duplicates += u64::from(!performed);
+                    (resp, Some(req))
                 }
                 Err(resp) => {
                     stats.rejected += 1;
-                    resp
+                    (resp, None)
                 }
             };
             let mut bytes = encode_response(&resp).map_err(io::Error::other)?;
             if let Some(t) = opts.tamper.as_mut() {
-                t(index, &mut bytes);
+                t(index, req.as_ref(), &mut bytes);
             }
             index += 1;
             file.write_all(&bytes)?;

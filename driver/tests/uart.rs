@@ -6,8 +6,10 @@ mod common;
 use common::{check_model, error_chain, layer, model, random_layer};
 use crew_core::config::DeviceConfig;
 use crew_core::encode::EncodedLayer;
+use crew_core::reference::gemv_crew;
 use crew_core::regs;
-use crew_core::uart::{cmd, encode_response, Response, Status, RESP_SYNC};
+use crew_core::regs::ctrl;
+use crew_core::uart::{encode_response, resp_at, Request, Response, Status, TaggedRequest, RESP_SYNC};
 use crew_driver::uart::{serve_emulated_board, ServeOptions, ServeStats, Tamper, Uart, UartError};
 use crew_driver::{open, Accelerator, DriverError, EmuDevice, OpenOptions, Transport};
 use nix::pty::openpty;
@@ -51,10 +53,14 @@ impl Board {
         u
     }
 
-    fn finish(mut self) -> ServeStats {
+    fn finish(self) -> ServeStats {
+        self.finish_with_device().1
+    }
+
+    fn finish_with_device(mut self) -> (EmuDevice, ServeStats) {
         self.stop.store(true, Ordering::Relaxed);
         let h = self.server.take().expect("server thread");
-        h.join().expect("server thread panicked").expect("server I/O").1
+        h.join().expect("server thread panicked").expect("server I/O")
     }
 }
 
@@ -103,21 +109,21 @@ fn bursts_longer_than_one_frame_round_trip() {
     let mut back = vec![0u32; data.len()];
     u.read_burst(regs::WEIGHT_WINDOW + 12, &mut back).unwrap();
     assert_eq!(back, data);
-    // 1000 words are 4 frames each way.
-    assert_eq!(u.stats().requests, 8);
+    // 1000 words are 4 frames each way, after one read of ID before the session's first write.
+    assert_eq!(u.stats().requests, 9);
+    assert_eq!(u.stats().tag_syncs, 1);
     assert!(matches!(u.read32(3), Err(UartError::Unaligned { addr: 3 })));
     drop(u);
     board.finish();
 }
 
-/// Noise before some read responses and bit flips inside others: every access still succeeds
-/// after a resynchronisation, and the results stay bit-exact.
+/// Noise before some responses and bit flips inside others (writes' included: their retries are
+/// acknowledged without running twice): every access still succeeds after a resynchronisation,
+/// and the results stay bit-exact.
 #[test]
 fn corrupted_responses_are_recovered_by_resync() {
-    let tamper: Tamper = Box::new(|i, bytes: &mut Vec<u8>| {
-        // Only responses to reads are damaged: a retried write would repeat a CTRL pulse (see
-        // docs/uart.md, "Retries and side effects").
-        if !matches!(bytes.get(2), Some(&cmd::READ) | Some(&cmd::READ_BURST)) || bytes.first() != Some(&RESP_SYNC) {
+    let tamper: Tamper = Box::new(|i, _, bytes: &mut Vec<u8>| {
+        if bytes.first() != Some(&RESP_SYNC) {
             return;
         }
         match i % 13 {
@@ -131,7 +137,7 @@ fn corrupted_responses_are_recovered_by_resync() {
                 let k = bytes.len() - 3;
                 bytes[k] ^= 0x10; // a data bit
             }
-            11 => bytes[1] ^= 0x01, // the status byte (header CRC catches it)
+            11 => bytes[resp_at::STATUS] ^= 0x01, // the header CRC catches it
             _ => {}
         }
     });
@@ -145,12 +151,56 @@ fn corrupted_responses_are_recovered_by_resync() {
     assert!(stats.retries >= 3, "the damaged responses were retried: {stats:?}");
     assert!(stats.discarded > 0, "{stats:?}");
     drop(acc);
-    board.finish();
+    let served = board.finish();
+    assert!(served.duplicates > 0, "some retried writes were acknowledged again: {served:?}");
+}
+
+/// The acknowledgement of a START is lost (silence) or corrupted: the driver retries under the
+/// same tag, the board acknowledges again without a second START. The layer needs three input
+/// tiles, so two of its STARTs carry ACCUMULATE: a repeated one would add the products twice.
+#[test]
+fn retried_start_runs_once() {
+    let cfg = DeviceConfig { ibuf_depth: 64, ..DeviceConfig::ECP5_25F };
+    // Damage the first response to each START (by tag), alternately dropped and corrupted.
+    let mut seen: Vec<u8> = Vec::new();
+    let tamper: Tamper = Box::new(move |_, req: Option<&TaggedRequest>, bytes: &mut Vec<u8>| {
+        let Some(TaggedRequest { tag, req: Request::Write { addr: regs::CTRL, value } }) = req else { return };
+        if value & ctrl::START == 0 || seen.contains(tag) {
+            return;
+        }
+        seen.push(*tag);
+        if seen.len() % 2 == 1 {
+            bytes.clear();
+        } else {
+            let k = bytes.len() - 1;
+            bytes[k] ^= 0x80; // the header CRC
+        }
+    });
+    let mut board = Board::start(cfg, Some(tamper));
+    let uart = board.uart(100, 3);
+    let mut acc = Accelerator::new(uart, OpenOptions::default().with_timeout(Duration::from_secs(5))).unwrap();
+    let l = EncodedLayer::encode(&random_layer("acc3", 40, 150, 17));
+    let m = model(vec![l.clone()]);
+    acc.load(&m).unwrap();
+    let tiles = acc.plan(0).unwrap().tiles.len();
+    assert_eq!(tiles, 3, "150 inputs in tiles of at most 64");
+    let vectors = 2;
+    for v in 0..vectors {
+        let x = common::random_input(l.n_in, 40 + v);
+        assert_eq!(acc.run_layer(0, &x).unwrap().outputs, gemv_crew(&l, &x), "vector {v}");
+    }
+    let ustats = acc.transport().stats();
+    drop(acc);
+    let (dev, stats) = board.finish_with_device();
+    let starts = (tiles * vectors as usize) as u64;
+    assert_eq!(dev.runs(), starts, "every START ran exactly once: {stats:?} {ustats:?}");
+    assert_eq!(stats.duplicates, starts, "each damaged START ack was answered again: {stats:?}");
+    assert!(ustats.retries >= starts, "{ustats:?}");
 }
 
 #[test]
 fn persistent_garbage_gives_resync_failed() {
-    let tamper: Tamper = Box::new(|i, bytes: &mut Vec<u8>| {
+    let tamper: Tamper = Box::new(|i, _, bytes: &mut Vec<u8>| {
         *bytes = vec![RESP_SYNC, 0x00, (i as u8) | 0x80, 0x12, 0x34, 0x56, RESP_SYNC, 0xAA];
     });
     let mut board = Board::start(DeviceConfig::ECP5_25F, Some(tamper));
@@ -168,9 +218,9 @@ fn persistent_garbage_gives_resync_failed() {
 
 #[test]
 fn error_status_from_the_board_is_reported() {
-    let tamper: Tamper = Box::new(|_, bytes: &mut Vec<u8>| {
-        let c = bytes.get(2).copied().unwrap_or(0);
-        *bytes = encode_response(&Response::error(Status::BadFrame, c)).unwrap();
+    let tamper: Tamper = Box::new(|_, req, bytes: &mut Vec<u8>| {
+        let (c, t) = req.map_or((0, 0), |r| (r.req.cmd(), r.tag));
+        *bytes = encode_response(&Response::error(Status::BadFrame, c, t)).unwrap();
     });
     let mut board = Board::start(DeviceConfig::ECP5_25F, Some(tamper));
     let mut u = board.uart(100, 1);
@@ -187,7 +237,7 @@ fn error_status_from_the_board_is_reported() {
 
 #[test]
 fn silent_board_gives_timeout() {
-    let tamper: Tamper = Box::new(|_, bytes: &mut Vec<u8>| bytes.clear());
+    let tamper: Tamper = Box::new(|_, _, bytes: &mut Vec<u8>| bytes.clear());
     let mut board = Board::start(DeviceConfig::ECP5_25F, Some(tamper));
     let mut u = board.uart(50, 2);
     let t0 = Instant::now();

@@ -618,7 +618,7 @@ mod tests {
     use super::*;
     use crew_core::uart::{self, Request, Response};
 
-    type TestBoard = Ulx3sTop<4, 4, 2, 2, 9, 64, 6, 8, 32>;
+    use crate::TestBoard;
 
     #[test]
     fn pll_search_matches_ecppll() {
@@ -687,13 +687,14 @@ mod tests {
         }
         assert!(!uut.own.q.val() || uut.beat.q.val().get_bits::<10>(0).to_u64() < 4, "the poller holds the bus");
         let mut line = vec![true; 8];
-        for &b in &uart::encode_request(&Request::Read { addr: regs::ID }).unwrap() {
+        for &b in &uart::encode_request(&Request::Read { addr: regs::ID }, 0x42).unwrap() {
             line.extend(std::iter::repeat_n(false, CPB));
             for i in 0..8 {
                 line.extend(std::iter::repeat_n(b >> i & 1 == 1, CPB));
             }
             line.extend(std::iter::repeat_n(true, 2 * CPB));
         }
+        let expect = uart::encode_response(&Response::ok(uart::cmd::READ, 0x42, vec![regs::ID_MAGIC])).unwrap();
         // Receive bytes from ftdi_rxd: sample mid-bit.
         let mut bytes = Vec::new();
         let (mut busy, mut cnt, mut cur, mut nbit) = (false, 0usize, 0u8, 0usize);
@@ -722,11 +723,10 @@ mod tests {
                     }
                 }
             }
-            if bytes.len() == 12 {
+            if bytes.len() == expect.len() {
                 break;
             }
         }
-        let expect = uart::encode_response(&Response::ok(uart::cmd::READ, vec![regs::ID_MAGIC])).unwrap();
         assert_eq!(bytes, expect);
         // The poller ran (beat passed several 1024-cycle ticks) and the LEDs show lock.
         let led = uut.led.val().to_u64();

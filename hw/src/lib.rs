@@ -29,6 +29,8 @@ pub const TEST_CONFIG_85F_LANES: DeviceConfig = DeviceConfig::SIM_CONFIGS[2].1;
 pub type TestAccel = top::Accel<4, 4, 2, 2, 9, 64, 6, 8, 32>;
 /// Stepping simulator of [`TestAccel`].
 pub type TestSim = sim::SimCore<TestAccel>;
+/// The ULX3S board top around [`TestAccel`] (build it with [`TEST_CONFIG`]).
+pub type TestBoard = board::Ulx3sTop<4, 4, 2, 2, 9, 64, 6, 8, 32>;
 /// [`TEST_CONFIG_25F_LANES`]: lanes 8, mults 4, 4 banks of 256 words, 8 rows per lane.
 pub type Test25Accel = top::Accel<4, 8, 4, 4, 8, 128, 3, 7, 64>;
 /// Stepping simulator of [`Test25Accel`].

@@ -11,7 +11,7 @@ use rust_hdl::prelude::*;
 const SETTLE: usize = 100;
 /// A bus access that takes longer than this many cycles is a hang.
 const ACCESS_TIMEOUT: u64 = 64;
-/// A VCD file sink is written out whenever this much trace has accumulated in memory.
+/// A streamed VCD ([`VcdTrace::stream_to`]) is written out whenever this much has accumulated.
 const VCD_CHUNK: usize = 1 << 20;
 
 /// Why a simulated bus access did not complete.
@@ -102,19 +102,91 @@ impl<
 pub struct SimCore<T: BusTop> {
     pub uut: Box<T>,
     cycles: u64,
-    vcd: Option<Trace>,
+    vcd: Option<VcdTrace>,
 }
 
-/// An in-memory VCD trace: the probe writes into a buffer the core keeps a handle to.
-struct Trace {
+/// An in-memory VCD trace of any block, for testbenches that step a design themselves: call
+/// [`VcdTrace::record`] after every clock edge. If the trace is dropped while its thread panics
+/// (a failing test), it is written to `target/vcd/<name>.vcd`; otherwise it is discarded,
+/// unless it streams into a writer ([`stream_to`](VcdTrace::stream_to)).
+pub struct VcdTrace {
     name: String,
-    probe: VCDProbe<TraceBuf>,
+    // Taken and put back by each record (the VCD writer moves the probe).
+    probe: Option<VCDProbe<TraceBuf>>,
     buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     time_ps: u64,
-    /// Streaming mode ([`SimCore::with_vcd_writer`]): the buffer is moved here in chunks.
-    file: Option<Box<dyn std::io::Write + Send>>,
-    /// The first error writing `file`, reported by [`SimCore::finish_vcd`].
-    file_error: Option<std::io::Error>,
+    /// Streaming: the buffer moves here in chunks of [`VCD_CHUNK`].
+    out: Option<Box<dyn std::io::Write + Send>>,
+    /// The first error writing `out`, reported by [`finish`](VcdTrace::finish).
+    out_error: Option<std::io::Error>,
+}
+
+impl VcdTrace {
+    /// Start a trace of `uut` (its header and the current values).
+    pub fn new<B: Block>(name: &str, uut: &B) -> VcdTrace {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let probe = write_vcd_header(TraceBuf(buf.clone()), uut);
+        let mut t =
+            VcdTrace { name: name.to_string(), probe: Some(probe), buf, time_ps: 0, out: None, out_error: None };
+        t.record(uut);
+        t
+    }
+
+    /// Stream the trace into `out` instead of keeping it for a failure; call
+    /// [`finish`](Self::finish) at the end.
+    pub fn stream_to(mut self, out: Box<dyn std::io::Write + Send>) -> VcdTrace {
+        self.out = Some(out);
+        self
+    }
+
+    /// Write the rest of a streamed trace and flush it (a no-op for an in-memory trace).
+    pub fn finish(mut self) -> std::io::Result<()> {
+        let Some(mut out) = self.out.take() else { return Ok(()) };
+        if let Some(e) = self.out_error.take() {
+            return Err(e);
+        }
+        drop(self.probe.take());
+        let rest = std::mem::take(&mut *self.buf.lock().map_err(|_| std::io::Error::other("trace buffer poisoned"))?);
+        out.write_all(&rest)?;
+        out.flush()
+    }
+
+    /// Record the signals after an edge; edges are 5 ns apart (a 100 MHz clock).
+    pub fn record<B: Block>(&mut self, uut: &B) {
+        if let Some(mut p) = self.probe.take() {
+            let _ = p.timestamp(self.time_ps);
+            self.probe = Some(write_vcd_change(p, uut));
+            self.time_ps += 5_000;
+        }
+        if let (Some(out), None) = (self.out.as_mut(), self.out_error.as_ref()) {
+            if let Ok(mut buf) = self.buf.lock() {
+                if buf.len() >= VCD_CHUNK {
+                    if let Err(e) = out.write_all(&buf) {
+                        self.out_error = Some(e);
+                    }
+                    buf.clear();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for VcdTrace {
+    fn drop(&mut self) {
+        if !std::thread::panicking() || self.out.is_some() {
+            return;
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/vcd");
+        let path = format!("{dir}/{}.vcd", self.name);
+        drop(self.probe.take());
+        let bytes = self.buf.lock().map(|b| b.clone()).unwrap_or_default();
+        // Best effort: the test is failing already; say where the trace went.
+        let _ = std::fs::create_dir_all(dir);
+        match std::fs::write(&path, bytes) {
+            Ok(()) => eprintln!("VCD trace of the failing simulation: {path}"),
+            Err(e) => eprintln!("could not write the VCD trace {path}: {e}"),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -130,26 +202,6 @@ impl std::io::Write for TraceBuf {
     }
 }
 
-impl<T: BusTop> Drop for SimCore<T> {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        if let Some(trace) = self.vcd.take().filter(|t| t.file.is_none()) {
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/vcd");
-            let path = format!("{dir}/{}.vcd", trace.name);
-            drop(trace.probe);
-            let bytes = trace.buf.lock().map(|b| b.clone()).unwrap_or_default();
-            // Best effort: the test is failing already; say where the trace went.
-            let _ = std::fs::create_dir_all(dir);
-            match std::fs::write(&path, bytes) {
-                Ok(()) => eprintln!("VCD trace of the failing simulation: {path}"),
-                Err(e) => eprintln!("could not write the VCD trace {path}: {e}"),
-            }
-        }
-    }
-}
-
 impl<T: BusTop> SimCore<T> {
     pub fn new(cfg: &DeviceConfig) -> Self {
         let mut uut = Box::new(T::build(cfg));
@@ -161,53 +213,25 @@ impl<T: BusTop> SimCore<T> {
 
     /// Trace every clock edge; the trace is written to `target/vcd/<name>.vcd` on a panic.
     pub fn with_vcd(mut self, name: &str) -> Self {
-        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let probe = write_vcd_header(TraceBuf(buf.clone()), &*self.uut);
-        self.vcd = Some(Trace { name: name.to_string(), probe, buf, time_ps: 0, file: None, file_error: None });
-        self.trace();
+        self.vcd = Some(VcdTrace::new(name, &*self.uut));
         self
     }
 
-    /// Trace every clock edge into `out` (streamed in 1 MiB chunks); call [`finish_vcd`](Self::finish_vcd)
-    /// at the end to write the rest and learn about write errors.
+    /// Trace every clock edge into `out` (streamed in 1 MiB chunks); call
+    /// [`finish_vcd`](Self::finish_vcd) at the end to write the rest and learn of write errors.
     pub fn with_vcd_writer(mut self, name: &str, out: Box<dyn std::io::Write + Send>) -> Self {
-        self = self.with_vcd(name);
-        if let Some(t) = self.vcd.as_mut() {
-            t.file = Some(out);
-        }
+        self.vcd = Some(VcdTrace::new(name, &*self.uut).stream_to(out));
         self
     }
 
-    /// Write the rest of a [`with_vcd_writer`](Self::with_vcd_writer) trace and flush it; stops tracing.
+    /// Write the rest of a [`with_vcd_writer`](Self::with_vcd_writer) trace; stops tracing.
     pub fn finish_vcd(&mut self) -> std::io::Result<()> {
-        let Some(mut t) = self.vcd.take() else { return Ok(()) };
-        let Some(mut out) = t.file.take() else { return Ok(()) };
-        if let Some(e) = t.file_error.take() {
-            return Err(e);
-        }
-        drop(t.probe);
-        let rest = std::mem::take(&mut *t.buf.lock().map_err(|_| std::io::Error::other("trace buffer poisoned"))?);
-        out.write_all(&rest)?;
-        out.flush()
+        self.vcd.take().map_or(Ok(()), VcdTrace::finish)
     }
 
-    /// Record the signals after an edge; edges are 5 ns apart (a 100 MHz clock).
     fn trace(&mut self) {
-        if let Some(mut t) = self.vcd.take() {
-            let _ = t.probe.timestamp(t.time_ps);
-            t.probe = write_vcd_change(t.probe, &*self.uut);
-            t.time_ps += 5_000;
-            if let (Some(out), None) = (t.file.as_mut(), t.file_error.as_ref()) {
-                if let Ok(mut buf) = t.buf.lock() {
-                    if buf.len() >= VCD_CHUNK {
-                        if let Err(e) = out.write_all(&buf) {
-                            t.file_error = Some(e);
-                        }
-                        buf.clear();
-                    }
-                }
-            }
-            self.vcd = Some(t);
+        if let Some(t) = self.vcd.as_mut() {
+            t.record(&*self.uut);
         }
     }
 

@@ -8,13 +8,15 @@
 //! * [`Crc16Byte`]: one byte into a CRC-16/CCITT-FALSE, combinational.
 //! * [`UartBridge`]: the frame state machine. Write data is buffered (one 256 x 32 RAM) and written
 //!   to the bus only after its CRC checked, so a corrupt write never reaches the device. Read
-//!   data is streamed: each word is read from the bus as the previous one leaves.
+//!   data is streamed: each word is read from the bus as the previous one leaves. It keeps the
+//!   tag of the last request it performed, and acknowledges a write carrying that tag again
+//!   without writing (a host's retry after a lost acknowledgement: [`crew_core::uart::Dedup`]).
 //!
 //! Divisor math (`docs/uart.md`): `clocks_per_bit = f_clk / baud`, use
 //! [`crew_core::uart::clocks_per_bit`]; 3 Mbaud needs a clock that is a multiple of 3 MHz
 //! (75 MHz: 25), 25 MHz reaches 1 Mbaud exactly (25).
 
-use crew_core::uart::{cmd, Status, REQ_SYNC, RESP_SYNC};
+use crew_core::uart::{cmd, req_at, resp_at, Status, REQ_HEADER_LEN, REQ_SYNC, RESP_HEADER_LEN, RESP_SYNC};
 use rust_hdl::prelude::*;
 
 /// A UART receiver, 8N1. `strobe` pulses for one cycle with `data` valid after each stop bit.
@@ -228,7 +230,11 @@ pub struct UartBridge {
     crc: DFF<Bits<16>>,
     hidx: DFF<Bits<4>>,
     rcmd: DFF<Bits<8>>,
+    rtag: DFF<Bits<8>>,
     rlen: DFF<Bits<8>>,
+    // The tag of the last request performed, and whether there was one since configuration.
+    last_tag: DFF<Bits<8>>,
+    last_ok: DFF<bool>,
     raddr: DFF<Bits<32>>,
     // Data bytes (plus CRC) still to receive.
     left: DFF<Bits<11>>,
@@ -238,9 +244,10 @@ pub struct UartBridge {
     ram_we: DFF<bool>,
     ram_wa: DFF<Bits<8>>,
     ram_wd: DFF<Bits<32>>,
-    // Response: status, echoed command and length, byte index.
+    // Response: status, echoed command, tag and length, byte index.
     status: DFF<Bits<8>>,
     ecmd: DFF<Bits<8>>,
+    etag: DFF<Bits<8>>,
     elen: DFF<Bits<8>>,
     tidx: DFF<Bits<3>>,
     tx_go: DFF<bool>,
@@ -262,6 +269,31 @@ pub struct UartBridge {
     k_bad_crc: Constant<Bits<8>>,
     k_bad_frame: Constant<Bits<8>>,
     k_crc_init: Constant<Bits<16>>,
+    // Header byte offsets (crew_core::uart::req_at, resp_at).
+    k_h_cmd: Constant<Bits<4>>,
+    k_h_tag: Constant<Bits<4>>,
+    k_h_len: Constant<Bits<4>>,
+    k_h_addr_first: Constant<Bits<4>>,
+    k_h_addr_last: Constant<Bits<4>>,
+    k_h_last: Constant<Bits<4>>,
+    k_r_sync: Constant<Bits<3>>,
+    k_r_status: Constant<Bits<3>>,
+    k_r_cmd: Constant<Bits<3>>,
+    k_r_tag: Constant<Bits<3>>,
+    k_r_len: Constant<Bits<3>>,
+    k_r_crc_hi: Constant<Bits<3>>,
+    k_r_crc_lo: Constant<Bits<3>>,
+}
+
+// The byte indices fit the counters `hidx` (4 bits) and `tidx` (3 bits).
+const _: () = assert!(REQ_HEADER_LEN <= 16 && RESP_HEADER_LEN <= 8);
+
+fn k4(v: usize) -> Constant<Bits<4>> {
+    Constant::new((v as u64).to_bits())
+}
+
+fn k3(v: usize) -> Constant<Bits<3>> {
+    Constant::new((v as u64).to_bits())
 }
 
 fn k8(v: u8) -> Constant<Bits<8>> {
@@ -290,7 +322,10 @@ impl UartBridge {
             crc: Default::default(),
             hidx: Default::default(),
             rcmd: Default::default(),
+            rtag: Default::default(),
             rlen: Default::default(),
+            last_tag: Default::default(),
+            last_ok: Default::default(),
             raddr: Default::default(),
             left: Default::default(),
             bidx: Default::default(),
@@ -301,6 +336,7 @@ impl UartBridge {
             ram_wd: Default::default(),
             status: Default::default(),
             ecmd: Default::default(),
+            etag: Default::default(),
             elen: Default::default(),
             tidx: Default::default(),
             tx_go: Default::default(),
@@ -320,6 +356,19 @@ impl UartBridge {
             k_bad_crc: k8(Status::BadChecksum as u8),
             k_bad_frame: k8(Status::BadFrame as u8),
             k_crc_init: Constant::new(0xFFFFu64.to_bits()),
+            k_h_cmd: k4(req_at::CMD),
+            k_h_tag: k4(req_at::TAG),
+            k_h_len: k4(req_at::LEN),
+            k_h_addr_first: k4(req_at::ADDR),
+            k_h_addr_last: k4(req_at::ADDR + 3),
+            k_h_last: k4(REQ_HEADER_LEN - 1),
+            k_r_sync: k3(resp_at::SYNC),
+            k_r_status: k3(resp_at::STATUS),
+            k_r_cmd: k3(resp_at::CMD),
+            k_r_tag: k3(resp_at::TAG),
+            k_r_len: k3(resp_at::LEN),
+            k_r_crc_hi: k3(resp_at::HCRC),
+            k_r_crc_lo: k3(resp_at::HCRC + 1),
         }
     }
 }
@@ -328,8 +377,8 @@ impl Logic for UartBridge {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, st, crc, hidx, rcmd, rlen, raddr, left, bidx, widx, word, ram_we, ram_wa, ram_wd, status,
-            ecmd, elen, tidx, tx_go, tx_byte
+            self, clock, st, crc, hidx, rcmd, rtag, rlen, last_tag, last_ok, raddr, left, bidx, widx, word, ram_we,
+            ram_wa, ram_wd, status, ecmd, etag, elen, tidx, tx_go, tx_byte
         );
         clock!(self, clock, urx, utx);
         self.wbuf.read_clock.next = self.clock.val();
@@ -379,20 +428,25 @@ impl Logic for UartBridge {
                 }
             }
             1 => {
-                // S_HDR: CMD, LEN, ADDR (LE), HCRC.
+                // S_HDR: CMD, TAG, LEN, ADDR (LE), HCRC.
                 if self.urx.strobe.val() {
                     self.crc.d.next = self.crc_rx.out.val();
                     self.hidx.d.next = self.hidx.q.val() + 1;
-                    if self.hidx.q.val() == 1 {
+                    if self.hidx.q.val() == self.k_h_cmd.val() {
                         self.rcmd.d.next = self.urx.data.val();
                     }
-                    if self.hidx.q.val() == 2 {
+                    if self.hidx.q.val() == self.k_h_tag.val() {
+                        self.rtag.d.next = self.urx.data.val();
+                    }
+                    if self.hidx.q.val() == self.k_h_len.val() {
                         self.rlen.d.next = self.urx.data.val();
                     }
-                    if (self.hidx.q.val() >= 3) && (self.hidx.q.val() <= 6) {
+                    if (self.hidx.q.val() >= self.k_h_addr_first.val())
+                        && (self.hidx.q.val() <= self.k_h_addr_last.val())
+                    {
                         self.raddr.d.next = (bit_cast::<32, 8>(self.urx.data.val()) << 24) | (self.raddr.q.val() >> 8);
                     }
-                    if self.hidx.q.val() == 8 {
+                    if self.hidx.q.val() == self.k_h_last.val() {
                         self.st.d.next = 2.into();
                     }
                 }
@@ -400,6 +454,7 @@ impl Logic for UartBridge {
             2 => {
                 // S_DECIDE: the header CRC ran over its own CRC bytes, so intact means 0.
                 self.ecmd.d.next = self.rcmd.q.val();
+                self.etag.d.next = self.rtag.q.val();
                 self.elen.d.next = 0.into();
                 self.status.d.next = self.k_ok.val();
                 self.tidx.d.next = 0.into();
@@ -410,16 +465,22 @@ impl Logic for UartBridge {
                 if self.crc.q.val().any() {
                     self.status.d.next = self.k_bad_crc.val();
                     self.ecmd.d.next = 0.into();
+                    self.etag.d.next = 0.into();
                 } else if (self.rcmd.q.val() == self.k_read.val()) || (self.rcmd.q.val() == self.k_write.val()) {
                     if self.rlen.q.val().any() {
                         self.status.d.next = self.k_bad_frame.val();
                     } else if self.rcmd.q.val() == self.k_read.val() {
+                        // Reads always run, and set the remembered tag.
+                        self.last_tag.d.next = self.rtag.q.val();
+                        self.last_ok.d.next = true;
                         self.st.d.next = 7.into();
                     } else {
                         self.st.d.next = 3.into();
                     }
                 } else if self.rcmd.q.val() == self.k_read_burst.val() {
                     self.elen.d.next = self.rlen.q.val();
+                    self.last_tag.d.next = self.rtag.q.val();
+                    self.last_ok.d.next = true;
                 } else if self.rcmd.q.val() == self.k_write_burst.val() {
                     self.st.d.next = 3.into();
                 } else {
@@ -448,13 +509,21 @@ impl Logic for UartBridge {
                 }
             }
             4 => {
-                // S_DCHECK: write the buffer out only if its CRC held.
+                // S_DCHECK: write the buffer out only if its CRC held, and only once per tag: a
+                // write carrying the tag of the last request performed is a retry, acknowledged
+                // again without touching the bus.
                 self.widx.d.next = 0.into();
                 if self.crc.q.val().any() {
                     self.status.d.next = self.k_bad_crc.val();
                     self.st.d.next = 7.into();
                 } else {
-                    self.st.d.next = 5.into();
+                    self.last_tag.d.next = self.rtag.q.val();
+                    self.last_ok.d.next = true;
+                    if self.last_ok.q.val() && (self.last_tag.q.val() == self.rtag.q.val()) {
+                        self.st.d.next = 7.into();
+                    } else {
+                        self.st.d.next = 5.into();
+                    }
                 }
                 self.crc.d.next = self.k_crc_init.val();
             }
@@ -474,27 +543,30 @@ impl Logic for UartBridge {
                 }
             }
             7 => {
-                // S_RESP: sync, status, command, length, header CRC (high byte first).
+                // S_RESP: sync, status, command, tag, length, header CRC (high byte first).
                 if self.can_send.val() {
                     self.send.next = true;
                     self.tidx.d.next = self.tidx.q.val() + 1;
-                    if self.tidx.q.val() == 0 {
+                    if self.tidx.q.val() == self.k_r_sync.val() {
                         self.send_byte.next = self.k_resp_sync.val();
                     }
-                    if self.tidx.q.val() == 1 {
+                    if self.tidx.q.val() == self.k_r_status.val() {
                         self.send_byte.next = self.status.q.val();
                     }
-                    if self.tidx.q.val() == 2 {
+                    if self.tidx.q.val() == self.k_r_cmd.val() {
                         self.send_byte.next = self.ecmd.q.val();
                     }
-                    if self.tidx.q.val() == 3 {
+                    if self.tidx.q.val() == self.k_r_tag.val() {
+                        self.send_byte.next = self.etag.q.val();
+                    }
+                    if self.tidx.q.val() == self.k_r_len.val() {
                         self.send_byte.next = self.elen.q.val();
                     }
-                    if self.tidx.q.val() == 4 {
+                    if self.tidx.q.val() == self.k_r_crc_hi.val() {
                         self.send_byte.next = self.crc.q.val().get_bits::<8>(8);
                         self.crc_upd.next = false;
                     }
-                    if self.tidx.q.val() == 5 {
+                    if self.tidx.q.val() == self.k_r_crc_lo.val() {
                         self.send_byte.next = self.crc.q.val().get_bits::<8>(0);
                         self.crc_upd.next = false;
                         self.crc.d.next = self.k_crc_init.val();

@@ -29,6 +29,10 @@ struct Bench {
     tx_state: Option<(u32, u32, u32)>, // (clocks into the frame, bits taken, shift)
     received: Vec<u8>,
     cycles: u64,
+    /// Tag of the last request [`Bench::check`] sent.
+    tag: u8,
+    /// Bus writes per address.
+    writes: HashMap<u32, u32>,
 }
 
 impl Bench {
@@ -46,6 +50,8 @@ impl Bench {
             tx_state: None,
             received: Vec::new(),
             cycles: 0,
+            tag: 0,
+            writes: HashMap::new(),
         };
         b.uut.rx.next = true;
         b.settle();
@@ -92,6 +98,7 @@ impl Bench {
             assert_eq!(addr % 4, 0, "unaligned bus access {addr:#x}");
             if we {
                 self.mem.insert(addr, wdata);
+                *self.writes.entry(addr).or_default() += 1;
             } else {
                 self.rdata = self.read_model(addr);
             }
@@ -161,11 +168,18 @@ impl Bench {
         std::mem::take(&mut self.received)
     }
 
-    /// Send a request; the response must be exactly the expected one.
-    fn check(&mut self, req: &Request, resp: &Response) {
+    /// Send a request under `tag`; the response must be exactly the expected one.
+    fn check_tagged(&mut self, req: &Request, tag: u8, resp: &Response) {
         let want = encode_response(resp).unwrap();
-        let got = self.exchange(&encode_request(req).unwrap(), want.len());
-        assert_eq!(got, want, "response to {req:?}");
+        let got = self.exchange(&encode_request(req, tag).unwrap(), want.len());
+        assert_eq!(got, want, "response to {req:?} tag {tag}");
+    }
+
+    /// Send a request under the next tag; it must be answered OK (with `read` for a read).
+    fn check(&mut self, req: &Request, read: Vec<u32>) {
+        self.tag = self.tag.wrapping_add(1);
+        let tag = self.tag;
+        self.check_tagged(req, tag, &expected_response(req, tag, read));
     }
 }
 
@@ -187,12 +201,12 @@ fn crc_block_matches_crew_core() {
 fn write_and_read_scratch() {
     let mut b = Bench::new(4);
     let w = Request::Write { addr: regs::SCRATCH, value: 0xC0DE_5EED };
-    b.check(&w, &expected_response(&w, vec![]));
+    b.check(&w, vec![]);
     assert_eq!(b.mem.get(&regs::SCRATCH), Some(&0xC0DE_5EED));
     let r = Request::Read { addr: regs::SCRATCH };
-    b.check(&r, &expected_response(&r, vec![0xC0DE_5EED]));
+    b.check(&r, vec![0xC0DE_5EED]);
     let r = Request::Read { addr: regs::ID };
-    b.check(&r, &expected_response(&r, vec![regs::ID_MAGIC]));
+    b.check(&r, vec![regs::ID_MAGIC]);
     assert_eq!(b.accesses, 3);
 }
 
@@ -203,12 +217,12 @@ fn burst_to_the_weight_window() {
     for (base, n) in [(regs::WEIGHT_WINDOW, 256usize), (regs::WEIGHT_WINDOW + 0x400, 3)] {
         let data: Vec<u32> = (0..n).map(|_| r.gen()).collect();
         let w = Request::WriteBurst { addr: base, data: data.clone() };
-        b.check(&w, &expected_response(&w, vec![]));
+        b.check(&w, vec![]);
         for (k, &v) in data.iter().enumerate() {
             assert_eq!(b.mem.get(&(base + 4 * k as u32)), Some(&v), "word {k}");
         }
         let rd = Request::ReadBurst { addr: base, count: n as u16 };
-        b.check(&rd, &expected_response(&rd, data));
+        b.check(&rd, data);
     }
 }
 
@@ -217,34 +231,35 @@ fn bad_checksum_is_answered_and_the_next_frame_served() {
     let mut b = Bench::new(4);
     // Corrupt write data: answered BadChecksum with the command echoed, nothing written.
     let w = Request::WriteBurst { addr: regs::WEIGHT_WINDOW, data: vec![1, 2, 3, 4] };
-    let mut f = encode_request(&w).unwrap();
-    f[12] ^= 0x08;
-    let want = encode_response(&Response::error(Status::BadChecksum, cmd::WRITE_BURST)).unwrap();
+    let mut f = encode_request(&w, 1).unwrap();
+    f[13] ^= 0x08;
+    let want = encode_response(&Response::error(Status::BadChecksum, cmd::WRITE_BURST, 1)).unwrap();
     assert_eq!(b.exchange(&f, want.len()), want);
     assert_eq!(b.accesses, 0, "a write with a bad CRC never reaches the bus");
-    // The good frame right after is served.
-    b.check(&w, &expected_response(&w, vec![]));
+    // The good frame right after is served (the same tag: the rejected one was not performed).
+    b.check(&w, vec![]);
+    assert_eq!(b.tag, 1);
     assert_eq!(b.mem.get(&(regs::WEIGHT_WINDOW + 12)), Some(&4));
 
     // A corrupt header: BadChecksum with command 0.
     let r = Request::Read { addr: regs::SCRATCH };
-    let mut f = encode_request(&r).unwrap();
+    let mut f = encode_request(&r, 9).unwrap();
     f[4] ^= 0x01;
-    let want = encode_response(&Response::error(Status::BadChecksum, 0)).unwrap();
+    let want = encode_response(&Response::error(Status::BadChecksum, 0, 0)).unwrap();
     assert_eq!(b.exchange(&f, want.len()), want);
     let w = Request::Write { addr: regs::SCRATCH, value: 99 };
-    b.check(&w, &expected_response(&w, vec![]));
-    b.check(&r, &expected_response(&r, vec![99]));
+    b.check(&w, vec![]);
+    b.check(&r, vec![99]);
 }
 
 #[test]
 fn intact_but_invalid_headers_are_bad_frames() {
     let mut b = Bench::new(4);
-    for (c, len) in [(0x07u8, 0u8), (cmd::READ, 1), (cmd::WRITE, 5)] {
-        let mut h = vec![REQ_SYNC, c, len, 0x48, 0, 0, 0];
+    for (c, len, tag) in [(0x07u8, 0u8, 3u8), (cmd::READ, 1, 4), (cmd::WRITE, 5, 0xFF)] {
+        let mut h = vec![REQ_SYNC, c, tag, len, 0x48, 0, 0, 0];
         let crc = h.iter().fold(0xFFFFu16, |a, &x| crc16_update(a, x));
         h.extend_from_slice(&crc.to_be_bytes());
-        let want = encode_response(&Response::error(Status::BadFrame, c)).unwrap();
+        let want = encode_response(&Response::error(Status::BadFrame, c, tag)).unwrap();
         assert_eq!(b.exchange(&h, want.len()), want, "cmd {c:#x} len {len}");
     }
     assert_eq!(b.accesses, 0);
@@ -255,11 +270,12 @@ fn garbage_before_a_frame_is_skipped() {
     let mut b = Bench::new(5);
     let w = Request::Write { addr: regs::SCRATCH, value: 0x1234_5678 };
     let mut bytes = vec![0x00, 0xFF, 0x13, 0x5A];
-    bytes.extend_from_slice(&encode_request(&w).unwrap());
-    let want = encode_response(&expected_response(&w, vec![])).unwrap();
+    bytes.extend_from_slice(&encode_request(&w, 1).unwrap());
+    let want = encode_response(&expected_response(&w, 1, vec![])).unwrap();
+    b.tag = 1;
     assert_eq!(b.exchange(&bytes, want.len()), want);
     let r = Request::ReadBurst { addr: regs::SCRATCH, count: 1 };
-    b.check(&r, &expected_response(&r, vec![0x1234_5678]));
+    b.check(&r, vec![0x1234_5678]);
 }
 
 #[test]
@@ -267,11 +283,60 @@ fn idle_gaps_between_bytes_are_fine_at_another_divisor() {
     let mut b = Bench::new(7);
     let w = Request::WriteBurst { addr: regs::INPUT_WINDOW, data: vec![5, 6, 7] };
     b.received.clear();
-    b.send(&encode_request(&w).unwrap(), 3);
-    let want = encode_response(&expected_response(&w, vec![])).unwrap();
+    b.send(&encode_request(&w, 0x80).unwrap(), 3);
+    let want = encode_response(&expected_response(&w, 0x80, vec![])).unwrap();
     let got = b.exchange(&[], want.len());
     assert_eq!(got, want);
     assert_eq!(b.mem.get(&(regs::INPUT_WINDOW + 8)), Some(&7));
+}
+
+/// A write frame repeated under the same tag (a host's retry after a lost acknowledgement) is
+/// acknowledged again but reaches the bus once; a new tag is performed.
+#[test]
+fn a_repeated_write_tag_is_acknowledged_once_performed_once() {
+    let mut b = Bench::new(4);
+    let ok = |req: &Request, tag| expected_response(req, tag, vec![]);
+    // After configuration no tag counts as seen: tag 0 is performed.
+    let go = Request::Write { addr: regs::CTRL, value: 1 };
+    b.check_tagged(&go, 0, &ok(&go, 0));
+    assert_eq!(b.writes.get(&regs::CTRL), Some(&1));
+    b.check_tagged(&go, 0, &ok(&go, 0));
+    assert_eq!(b.writes.get(&regs::CTRL), Some(&1), "the retry did not reach the bus");
+    assert_eq!(b.accesses, 1);
+    // The same frame under a new tag is a new write.
+    b.check_tagged(&go, 1, &ok(&go, 1));
+    assert_eq!(b.writes.get(&regs::CTRL), Some(&2));
+
+    // Bursts too: the whole retried burst is skipped.
+    let w = Request::WriteBurst { addr: regs::WEIGHT_WINDOW, data: vec![10, 11, 12] };
+    b.check_tagged(&w, 2, &ok(&w, 2));
+    let before = b.accesses;
+    b.check_tagged(&w, 2, &ok(&w, 2));
+    assert_eq!(b.accesses, before);
+    assert_eq!(b.writes.get(&(regs::WEIGHT_WINDOW + 8)), Some(&1));
+
+    // A read always runs and sets the remembered tag.
+    let r = Request::Read { addr: regs::WEIGHT_WINDOW + 4 };
+    b.check_tagged(&r, 3, &expected_response(&r, 3, vec![11]));
+    b.check_tagged(&r, 3, &expected_response(&r, 3, vec![11]));
+    assert_eq!(b.accesses, before + 2);
+    let s = Request::Write { addr: regs::SCRATCH, value: 5 };
+    b.check_tagged(&s, 3, &ok(&s, 3));
+    assert_eq!(b.writes.get(&regs::SCRATCH), None, "a write under the tag of the last read is a retry");
+    b.check_tagged(&s, 4, &ok(&s, 4));
+    assert_eq!(b.mem.get(&regs::SCRATCH), Some(&5));
+
+    // A write rejected for its data CRC was not performed and does not set the tag: its
+    // retry under the same tag is performed.
+    let s2 = Request::Write { addr: regs::SCRATCH, value: 6 };
+    let mut f = encode_request(&s2, 5).unwrap();
+    f[11] ^= 0x20;
+    let want = encode_response(&Response::error(Status::BadChecksum, cmd::WRITE, 5)).unwrap();
+    assert_eq!(b.exchange(&f, want.len()), want);
+    assert_eq!(b.mem.get(&regs::SCRATCH), Some(&5));
+    b.check_tagged(&s2, 5, &ok(&s2, 5));
+    assert_eq!(b.mem.get(&regs::SCRATCH), Some(&6));
+    assert_eq!(b.writes.get(&regs::SCRATCH), Some(&2));
 }
 
 #[test]

@@ -299,7 +299,7 @@ pub const REGISTERS: &[Register] = &[
         name: "CYCLES_LO",
         offset: CYCLES_LO,
         access: Access::ReadOnly,
-        doc: "Cycles of the last run, low word.",
+        doc: "Cycles of the last run (START to DONE), low word; 0 after a run that ended in ERROR.",
         fields: &[],
     },
     Register {
@@ -313,14 +313,14 @@ pub const REGISTERS: &[Register] = &[
         name: "MULT_COUNT",
         offset: MULT_COUNT,
         access: Access::ReadOnly,
-        doc: "Multiplications of the last run.",
+        doc: "Multiplications of the last run; 0 while it runs and after ERROR.",
         fields: &[],
     },
     Register {
         name: "ADD_COUNT",
         offset: ADD_COUNT,
         access: Access::ReadOnly,
-        doc: "Accumulator additions of the last run.",
+        doc: "Accumulator additions of the last run; 0 while it runs and after ERROR.",
         fields: &[],
     },
     Register {

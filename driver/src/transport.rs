@@ -32,18 +32,27 @@ pub trait Transport {
     }
 }
 
-impl<T: Transport + ?Sized> Transport for Box<T> {
-    type Error = T::Error;
-    fn read32(&mut self, addr: u32) -> Result<u32, Self::Error> {
-        (**self).read32(addr)
-    }
-    fn write32(&mut self, addr: u32, value: u32) -> Result<(), Self::Error> {
-        (**self).write32(addr, value)
-    }
-    fn read_burst(&mut self, addr: u32, out: &mut [u32]) -> Result<(), Self::Error> {
-        (**self).read_burst(addr, out)
-    }
-    fn write_burst(&mut self, addr: u32, data: &[u32]) -> Result<(), Self::Error> {
-        (**self).write_burst(addr, data)
-    }
+/// Forwarding impls: a boxed transport, and a borrowed one (so an
+/// [`Accelerator`](crate::Accelerator) can drive a backend the caller keeps, to read its
+/// statistics afterwards).
+macro_rules! forward_transport {
+    ($($ty:ty),*) => {$(
+        impl<T: Transport + ?Sized> Transport for $ty {
+            type Error = T::Error;
+            fn read32(&mut self, addr: u32) -> Result<u32, Self::Error> {
+                (**self).read32(addr)
+            }
+            fn write32(&mut self, addr: u32, value: u32) -> Result<(), Self::Error> {
+                (**self).write32(addr, value)
+            }
+            fn read_burst(&mut self, addr: u32, out: &mut [u32]) -> Result<(), Self::Error> {
+                (**self).read_burst(addr, out)
+            }
+            fn write_burst(&mut self, addr: u32, data: &[u32]) -> Result<(), Self::Error> {
+                (**self).write_burst(addr, data)
+            }
+        }
+    )*};
 }
+
+forward_transport!(Box<T>, &mut T);

@@ -12,7 +12,7 @@ pub fn is_sim(device: &str) -> bool {
     device == "sim" || device.starts_with("sim:")
 }
 
-/// The longest wait for one run when the user gives none: the RTL simulation runs a few
+/// The longest wait for one run when the user gives none: the rust-hdl engine simulates a few
 /// thousand cycles per second, so its runs take seconds where a device takes microseconds.
 pub fn default_timeout(device: &str) -> Duration {
     if is_sim(device) {
@@ -51,7 +51,7 @@ impl Session {
 pub fn open(device: &str, opts: &OpenOptions, trace: Option<&Path>, vcd: Option<&Path>) -> anyhow::Result<Session> {
     let cannot = || format!("cannot open {device}");
     if vcd.is_some() && !is_sim(device) {
-        bail!("--vcd needs the RTL simulation (--device sim[:...]); {device} has no waveform");
+        bail!("--vcd needs the rust-hdl simulation (--device sim:engine=rust-hdl[,...]); {device} has no waveform");
     }
     let (transport, vcd_file) = open_transport(device, vcd).with_context(cannot)?;
     let (transport, trace_file) = match trace {
@@ -87,8 +87,7 @@ fn open_transport(device: &str, vcd: Option<&Path>) -> anyhow::Result<(BoxedTran
         #[cfg(feature = "sim")]
         {
             let options = device.split_once(':').map_or("", |(_, o)| o);
-            let (t, f) = crew_sim::open(device, options, vcd)?;
-            return Ok((crew_driver::erase(t), f));
+            return Ok(crew_sim::open(device, options, vcd)?);
         }
         #[cfg(not(feature = "sim"))]
         bail!("this crew-host was built without the `sim` feature (cargo build -p crew-host --features sim)");

@@ -457,6 +457,8 @@ impl Logic for Shell {
                 {
                     self.err.d.next = true;
                     self.code.d.next = self.k_e_dims.val();
+                    // After an error the counters read 0, as in the emulator (docs/registers.md).
+                    self.r_cyc.d.next = 0.into();
                     self.busy.d.next = false;
                     self.st.d.next = 0.into();
                 } else {
@@ -468,6 +470,7 @@ impl Logic for Shell {
                 if self.limit_sum.q.val() > bit_cast::<33, 32>(self.k_wmem.val()) {
                     self.err.d.next = true;
                     self.code.d.next = self.k_e_layer.val();
+                    self.r_cyc.d.next = 0.into();
                     self.busy.d.next = false;
                     self.st.d.next = 0.into();
                 } else {
@@ -481,6 +484,7 @@ impl Logic for Shell {
                 if self.run_err.val() {
                     self.err.d.next = true;
                     self.code.d.next = self.run_code.val();
+                    self.r_cyc.d.next = 0.into();
                     self.busy.d.next = false;
                     self.st.d.next = 0.into();
                 } else if self.run_done.val() {

@@ -6,15 +6,19 @@
 //! sim` exercises the same driver code as `--device emu`, and the two must agree on every
 //! accumulator and every counter (`tests/cosim.rs`).
 //!
+//! [`verilator::VerilatorTransport`] is the same, over the generated Verilog compiled by
+//! Verilator: a few hundred times faster, so it is the default engine of `--device sim`.
+//!
 //! [`replay`] runs a recorded bus trace (`crew-host run --trace`, [`crew_driver::trace`])
 //! against the *generated Verilog* under Icarus Verilog (`verilog/replay_tb.v`), which is what
 //! ties the bitstream's Verilog to the simulated Rust. `docs/cosim.md` has the whole picture.
 
 pub mod replay;
+pub mod verilator;
 
 use crew_core::config::{CoreKind, DeviceConfig};
 use crew_driver::device::parse_options;
-use crew_driver::{DriverError, Transport};
+use crew_driver::{erase, BoxedError, BoxedTransport, DriverError, Transport};
 use crew_hw::sim::{AccessError, BusTop, SimCore};
 use crew_hw::AccelVisitor;
 use std::io::{BufWriter, Write};
@@ -22,8 +26,35 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The `sim` scheme's description, for device lists.
-pub const SCHEME_HELP: &str =
-    "cycle-accurate RTL simulation (rust-hdl): sim[:config=test25|test|test85|ecp5-25f|ecp5-85f,kind=crew|dense]";
+pub const SCHEME_HELP: &str = "cycle-accurate RTL simulation: sim[:engine=verilator|rust-hdl,config=ecp5-85f|ecp5-25f|test|test25|test85,kind=crew|dense]";
+
+/// How the RTL is simulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The generated Verilog compiled by Verilator ([`verilator`]): fast; the default.
+    Verilator,
+    /// The rust-hdl simulation of the Rust source itself ([`SimTransport`]): slow, with `--vcd`.
+    RustHdl,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Verilator => "verilator",
+            Engine::RustHdl => "rust-hdl",
+        }
+    }
+
+    /// The configuration without a `config` option: the emulator's default for Verilator (so
+    /// `--device sim` and `--device emu` are the same device), and the small [`RUST_HDL_CONFIG`]
+    /// for rust-hdl, which runs the 85F core at a few hundred cycles per second.
+    pub fn default_config(self) -> DeviceConfig {
+        match self {
+            Engine::Verilator => DeviceConfig::default(),
+            Engine::RustHdl => DeviceConfig::named(RUST_HDL_CONFIG).expect("a named configuration"),
+        }
+    }
+}
 
 /// Why the simulation could not serve an access.
 #[derive(Debug, thiserror::Error)]
@@ -169,53 +200,70 @@ impl Transport for SimTransport {
     }
 }
 
-/// The configuration `sim` runs without a `config` option: the 25F preset's 8 lanes and 4
-/// multipliers with small memories. The presets simulate too, but rust-hdl runs the 85F core
-/// at a few hundred cycles per second (docs/cosim.md), so they are for patient debugging.
-pub const DEFAULT_CONFIG: &str = "test25";
+/// The rust-hdl engine's default configuration: the 25F preset's 8 lanes and 4 multipliers
+/// with small memories. The presets simulate too, but slowly (docs/cosim.md).
+pub const RUST_HDL_CONFIG: &str = "test25";
 
-/// The configuration of a `sim:` option string (`options` is what follows `sim:`): `config`
-/// names a configuration of [`DeviceConfig::named`] (default [`DEFAULT_CONFIG`]; the emulator
-/// takes the same names, so `emu:config=test25` is the same device), `kind` is `crew` or `dense`.
-pub fn sim_config(device: &str, options: &str) -> Result<DeviceConfig, DriverError> {
+/// The engine and configuration of a `sim:` option string (`options` is what follows `sim:`):
+/// `engine` is `verilator` (default) or `rust-hdl`; `config` names a configuration of
+/// [`DeviceConfig::named`] (default: [`Engine::default_config`]; the emulator takes the same
+/// names, so `emu:config=test25` is the same device); `kind` is `crew` or `dense`.
+pub fn sim_config(device: &str, options: &str) -> Result<(Engine, DeviceConfig), DriverError> {
     let bad = |key: &str, reason: String| DriverError::BadOption {
         device: device.to_string(),
         option: key.to_string(),
         reason,
     };
-    let mut cfg = DeviceConfig::named(DEFAULT_CONFIG).expect("the default simulation configuration exists");
-    let mut kind = cfg.kind;
+    let mut engine = Engine::Verilator;
+    let (mut cfg, mut kind) = (None, None);
     for (k, v) in parse_options(device, options)? {
         match k {
+            "engine" => {
+                engine = match v {
+                    "verilator" => Engine::Verilator,
+                    "rust-hdl" => Engine::RustHdl,
+                    _ => return Err(bad(k, format!("unknown engine `{v}`; known engines: verilator, rust-hdl"))),
+                }
+            }
             "config" => {
-                cfg = crew_hw::instantiated_config(v).ok_or_else(|| {
+                cfg = Some(crew_hw::instantiated_config(v).ok_or_else(|| {
                     bad(k, format!("no RTL instantiation named `{v}`; known: {}", DeviceConfig::names().join(", ")))
-                })?
+                })?)
             }
             "kind" => {
-                kind = match v {
+                kind = Some(match v {
                     "crew" => CoreKind::Crew,
                     "dense" => CoreKind::Dense,
                     _ => return Err(bad(k, format!("unknown kind `{v}`; known kinds: crew, dense"))),
-                }
+                })
             }
-            _ => return Err(bad(k, "unknown option; known options: config, kind".into())),
+            _ => return Err(bad(k, "unknown option; known options: engine, config, kind".into())),
         }
     }
-    Ok(cfg.with_kind(kind))
+    let cfg = cfg.unwrap_or_else(|| engine.default_config());
+    Ok((engine, cfg.with_kind(kind.unwrap_or(cfg.kind))))
 }
 
-/// Open `sim:<options>` (see [`sim_config`]), with a waveform into `vcd` if given.
-pub fn open(device: &str, options: &str, vcd: Option<&Path>) -> Result<(SimTransport, Option<VcdFile>), DriverError> {
-    let cfg = sim_config(device, options)?;
-    let failed =
-        |e: SimError| DriverError::Open { device: device.to_string(), source: crew_driver::BoxedError::new(e) };
-    Ok(match vcd {
-        Some(p) => {
-            let (t, f) = SimTransport::with_vcd(&cfg, p).map_err(failed)?;
-            (t, Some(f))
+/// Open `sim:<options>` (see [`sim_config`]), with a waveform into `vcd` if given (rust-hdl only).
+pub fn open(device: &str, options: &str, vcd: Option<&Path>) -> Result<(BoxedTransport, Option<VcdFile>), DriverError> {
+    let (engine, cfg) = sim_config(device, options)?;
+    let failed = |e: BoxedError| DriverError::Open { device: device.to_string(), source: e };
+    Ok(match (engine, vcd) {
+        (Engine::RustHdl, Some(p)) => {
+            let (t, f) = SimTransport::with_vcd(&cfg, p).map_err(|e| failed(BoxedError::new(e)))?;
+            (erase(t), Some(f))
         }
-        None => (SimTransport::new(&cfg).map_err(failed)?, None),
+        (Engine::RustHdl, None) => (erase(SimTransport::new(&cfg).map_err(|e| failed(BoxedError::new(e)))?), None),
+        (Engine::Verilator, Some(_)) => {
+            return Err(DriverError::BadOption {
+                device: device.to_string(),
+                option: "engine".into(),
+                reason: "a waveform (--vcd) needs engine=rust-hdl".into(),
+            })
+        }
+        (Engine::Verilator, None) => {
+            (erase(verilator::VerilatorTransport::new(&cfg).map_err(|e| failed(BoxedError::new(e)))?), None)
+        }
     })
 }
 
@@ -236,13 +284,17 @@ mod tests {
 
     #[test]
     fn options_name_what_is_wrong() {
-        assert_eq!(sim_config("sim", "").unwrap(), crew_hw::TEST_CONFIG_25F_LANES);
-        let c = sim_config("sim:config=test25,kind=dense", "config=test25,kind=dense").unwrap();
+        assert_eq!(sim_config("sim", "").unwrap(), (Engine::Verilator, DeviceConfig::default()));
+        let (e, c) = sim_config("sim", "engine=rust-hdl").unwrap();
+        assert_eq!((e, c), (Engine::RustHdl, crew_hw::TEST_CONFIG_25F_LANES));
+        let (_, c) = sim_config("sim", "kind=dense,config=test25").unwrap();
         assert_eq!((c.lanes, c.kind), (8, CoreKind::Dense));
+        let e = sim_config("sim", "engine=modelsim").unwrap_err().to_string();
+        assert!(e.contains("known engines: verilator, rust-hdl"), "{e}");
         let e = sim_config("sim:config=x", "config=x").unwrap_err().to_string();
         assert!(e.contains("no RTL instantiation named `x`") && e.contains("ecp5-25f"), "{e}");
         let e = sim_config("sim:lanes=3", "lanes=3").unwrap_err().to_string();
-        assert!(e.contains("known options: config, kind"), "{e}");
+        assert!(e.contains("known options: engine, config, kind"), "{e}");
         let odd = DeviceConfig { lanes: 3, ..DeviceConfig::default() };
         let e = SimTransport::new(&odd).unwrap_err().to_string();
         assert!(e.contains("no RTL instantiation for") && e.contains("test25"), "{e}");

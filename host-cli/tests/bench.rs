@@ -97,7 +97,7 @@ fn bad_arguments_fail_clearly() {
     let cases: [(&[&str], &str); 6] = [
         (&["bench", "--reps", "0"], "--reps must be at least 1"),
         (&["bench", "--batch", "0"], "--batch must be at least 1"),
-        (&["bench", "--device", "pcie:0000:01:00.0"], "emulated device"),
+        (&["bench", "--device", "pcie:0000:01:00.0"], "must be `emu[:options]` or `sim[:options]`"),
         (&["bench", "--device", "emu:lanes=abc"], "not a number"),
         (&["bench", "--model", "/nonexistent/model.safetensors"], "cannot load"),
         (&["bench", "--nominal-mhz", "0"], "--nominal-mhz"),
@@ -108,4 +108,22 @@ fn bad_arguments_fail_clearly() {
         assert!(!o.status.success(), "{args:?} should fail\n{out}");
         assert!(err.contains(want), "{args:?}: expected {want:?} in stderr:\n{err}");
     }
+}
+
+/// `--device sim`: the emulator counts, the RTL (Verilator) confirms a sample of layers.
+#[test]
+fn sim_confirms_a_sample_on_the_rtl() {
+    let have = Command::new("verilator").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("CREW_SKIP_VERILATOR").is_some(),
+            "verilator not found (set CREW_SKIP_VERILATOR to skip)"
+        );
+        return;
+    }
+    let o = crew_host(&["bench", "--device", "sim:config=ecp5-25f", "--reps", "1"], &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("Confirmed on the RTL: layers 0 (`lstm_cell.weight_ih`), 1 (`lstm_cell.weight_hh`)"), "{out}");
+    assert!(out.contains("sim:config=ecp5-25f,kind=dense"), "{out}");
 }

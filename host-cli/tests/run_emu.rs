@@ -96,8 +96,9 @@ fn all_36_minilm_layers_run_bit_exact_on_both_cores() {
     }
 }
 
-fn have(tool: &str, skip_var: &str) -> bool {
-    let ok = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+/// Whether `tool` runs (`version_flag` is its harmless version option).
+fn have(tool: &str, version_flag: &str, skip_var: &str) -> bool {
+    let ok = Command::new(tool).arg(version_flag).output().is_ok_and(|o| o.status.success());
     assert!(ok || std::env::var_os(skip_var).is_some(), "{tool} not found (set {skip_var} to skip)");
     ok
 }
@@ -117,7 +118,7 @@ fn table_without_wall(out: &str) -> Vec<String> {
 
 #[test]
 fn sim_prints_the_same_table_as_emu() {
-    if !have("verilator", "CREW_SKIP_VERILATOR") {
+    if !have("verilator", "--version", "CREW_SKIP_VERILATOR") {
         return;
     }
     let emu = ok(&["run", "--device", "emu", "--steps", "3"]);
@@ -147,9 +148,11 @@ fn trace_replays_on_the_verilog_and_vcd_is_written() {
     let trace = dir.path().join("run.trace").to_string_lossy().into_owned();
     let out = ok(&["run", "--device", "emu:config=test25", "--model", &m, "--trace", &trace]);
     assert!(out.contains("bus trace: ") && out.contains("transactions"), "{out}");
-    if have("iverilog", "CREW_SKIP_IVERILOG") {
+    if have("iverilog", "-V", "CREW_SKIP_IVERILOG") {
         let out = ok(&["replay", &trace]);
         assert!(out.contains("OK: the generated Verilog of crew core, 8 lanes"), "{out}");
+        let out = ok(&["replay", &trace, "--simulator", "verilator"]);
+        assert!(out.contains("OK: the generated Verilog") && out.contains("verilator: "), "{out}");
     }
     let vcd = dir.path().join("run.vcd").to_string_lossy().into_owned();
     let out = ok(&["run", "--device", "sim:engine=rust-hdl,config=test", "--model", &m, "--vcd", &vcd]);

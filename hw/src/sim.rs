@@ -408,3 +408,51 @@ pub fn run_layer_on_rtl<B: SimBus>(
     let (cycles, mults, adds) = start_and_wait(bus, n_out, inputs.len(), base, accumulate, max_polls)?;
     Ok(RtlRun { acc: read_accumulators(bus, n_out), cycles, mults, adds })
 }
+
+/// A UART receiver model for testbenches: feed it the TX line once per clock; bytes (8N1,
+/// `clocks_per_bit` clocks a bit, sampled mid-bit after the falling start edge) collect in
+/// `received`. Panics on a start-bit glitch or a missing stop bit (a failing testbench).
+#[derive(Debug, Clone)]
+pub struct UartRxModel {
+    clocks_per_bit: u32,
+    /// (clocks into the frame, bits taken, shift register)
+    state: Option<(u32, u32, u32)>,
+    pub received: Vec<u8>,
+}
+
+impl UartRxModel {
+    pub fn new(clocks_per_bit: u32) -> UartRxModel {
+        UartRxModel { clocks_per_bit, state: None, received: Vec::new() }
+    }
+
+    /// One clock of the line; `cycle` is for the panic messages.
+    pub fn sample(&mut self, tx: bool, cycle: u64) {
+        let d = self.clocks_per_bit;
+        match self.state.take() {
+            None => {
+                if !tx {
+                    self.state = Some((0, 0, 0));
+                }
+            }
+            Some((t, bits, shift)) => {
+                let t = t + 1;
+                // Bit k (0 = start) is centred at k * d + d / 2 clocks after the edge.
+                if t == bits * d + d / 2 {
+                    match bits {
+                        0 => {
+                            assert!(!tx, "tx start bit glitch at cycle {cycle}");
+                            self.state = Some((t, 1, 0));
+                        }
+                        1..=8 => self.state = Some((t, bits + 1, shift | (tx as u32) << (bits - 1))),
+                        _ => {
+                            assert!(tx, "tx stop bit missing at cycle {cycle}");
+                            self.received.push(shift as u8);
+                        }
+                    }
+                } else {
+                    self.state = Some((t, bits, shift));
+                }
+            }
+        }
+    }
+}

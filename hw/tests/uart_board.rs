@@ -12,7 +12,7 @@ use crew_core::reference::{gemv_crew, gemv_i8};
 use crew_core::regs::{self, ctrl, status};
 use crew_core::uart::{decode_response, encode_request, Decoded, Request, Status};
 use crew_hw::board::{BoardConfig, PllParams, OSC_MHZ};
-use crew_hw::sim::{start_and_wait, SimBus, VcdTrace};
+use crew_hw::sim::{start_and_wait, SimBus, UartRxModel, VcdTrace};
 use crew_hw::{TestBoard, TEST_CONFIG};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -31,8 +31,8 @@ struct Link {
     /// `ftdi_txd` levels still to drive, one per clock.
     rx: VecDeque<bool>,
     /// The `ftdi_rxd` decoder: (clocks into the byte, bits taken, shift).
-    tx_state: Option<(u32, u32, u32)>,
-    received: Vec<u8>,
+    /// The host's receiver on `ftdi_rxd`.
+    line: UartRxModel,
     cycles: u64,
     tag: u8,
 }
@@ -46,7 +46,7 @@ impl Link {
         uut.connect_all();
         assert!(simulate(&mut *uut, SETTLE), "the board did not settle");
         let trace = VcdTrace::new(name, &*uut);
-        let mut l = Link { uut, trace, rx: VecDeque::new(), tx_state: None, received: Vec::new(), cycles: 0, tag: 0 };
+        let mut l = Link { uut, trace, rx: VecDeque::new(), line: UartRxModel::new(CPB), cycles: 0, tag: 0 };
         // Past the reset and the board's SOFT_RESET write.
         l.idle(200);
         l
@@ -61,37 +61,7 @@ impl Link {
         }
         self.cycles += 1;
         let tx = self.uut.ftdi_rxd.val();
-        self.decode_tx(tx);
-    }
-
-    /// A receiver on `ftdi_rxd`: start on a falling edge, sample mid-bit.
-    fn decode_tx(&mut self, tx: bool) {
-        let d = CPB;
-        match self.tx_state.take() {
-            None => {
-                if !tx {
-                    self.tx_state = Some((0, 0, 0));
-                }
-            }
-            Some((t, bits, shift)) => {
-                let t = t + 1;
-                if t == bits * d + d / 2 {
-                    match bits {
-                        0 => {
-                            assert!(!tx, "tx start bit glitch at cycle {}", self.cycles);
-                            self.tx_state = Some((t, 1, 0));
-                        }
-                        1..=8 => self.tx_state = Some((t, bits + 1, shift | (tx as u32) << (bits - 1))),
-                        _ => {
-                            assert!(tx, "tx stop bit missing at cycle {}", self.cycles);
-                            self.received.push(shift as u8);
-                        }
-                    }
-                } else {
-                    self.tx_state = Some((t, bits, shift));
-                }
-            }
-        }
+        self.line.sample(tx, self.cycles);
     }
 
     /// Queue bytes on `ftdi_txd`: 8N1, LSB first, one idle bit after each (like a USB UART).
@@ -106,25 +76,25 @@ impl Link {
 
     /// Send `req` under `tag` and return the words of its OK response (empty for a write).
     fn exchange(&mut self, req: &Request, tag: u8) -> Vec<u32> {
-        self.received.clear();
+        self.line.received.clear();
         self.send(&encode_request(req, tag).expect("encodable request"));
         let want_len = crew_core::uart::expected_response(req, tag, vec![0; req.response_words()]).encoded_len();
         // Line time of both frames with slack; the bus may be held by the board's poller.
         let limit = self.rx.len() as u64 + 12 * CPB as u64 * (want_len as u64 + 4) + 500;
         let mut n = 0;
-        while self.received.len() < want_len {
-            assert!(n < limit, "no complete response to {req:?} after {n} cycles: {:02x?}", self.received);
+        while self.line.received.len() < want_len {
+            assert!(n < limit, "no complete response to {req:?} after {n} cycles: {:02x?}", self.line.received);
             self.step();
             n += 1;
         }
-        match decode_response(&self.received) {
-            Decoded::Frame { frame, skipped: 0, consumed } if consumed == self.received.len() => {
+        match decode_response(&self.line.received) {
+            Decoded::Frame { frame, skipped: 0, consumed } if consumed == self.line.received.len() => {
                 assert_eq!(frame.status, Status::Ok, "status of {req:?}");
                 assert_eq!((frame.cmd, frame.tag), (req.cmd(), tag), "echo of {req:?}");
                 assert_eq!(frame.data.len(), req.response_words());
                 frame.data
             }
-            d => panic!("bad response to {req:?}: {d:?} from {:02x?}", self.received),
+            d => panic!("bad response to {req:?}: {d:?} from {:02x?}", self.line.received),
         }
     }
 

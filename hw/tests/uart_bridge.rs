@@ -7,6 +7,7 @@ use crew_core::regs;
 use crew_core::uart::{
     cmd, crc16_update, encode_request, encode_response, expected_response, Request, Response, Status, REQ_SYNC,
 };
+use crew_hw::sim::UartRxModel;
 use crew_hw::uart_bridge::{Crc16Byte, UartBridge};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,8 +27,8 @@ struct Bench {
     rdata: u32,
     accesses: u64,
     // The `tx` decoder.
-    tx_state: Option<(u32, u32, u32)>, // (clocks into the frame, bits taken, shift)
-    received: Vec<u8>,
+    /// The host's receiver on `tx`.
+    line: UartRxModel,
     cycles: u64,
     /// Tag of the last request [`Bench::check`] sent.
     tag: u8,
@@ -47,8 +48,7 @@ impl Bench {
             ack: false,
             rdata: 0,
             accesses: 0,
-            tx_state: None,
-            received: Vec::new(),
+            line: UartRxModel::new(div),
             cycles: 0,
             tag: 0,
             writes: HashMap::new(),
@@ -104,44 +104,13 @@ impl Bench {
             }
         }
         self.ack = go;
-        self.decode_tx(tx);
+        self.line.sample(tx, self.cycles);
     }
 
     fn read_model(&self, addr: u32) -> u32 {
         match addr {
             regs::ID => regs::ID_MAGIC,
             _ => self.mem.get(&addr).copied().unwrap_or(0),
-        }
-    }
-
-    /// A receiver on `tx`: start on a falling edge, sample mid-bit.
-    fn decode_tx(&mut self, tx: bool) {
-        let d = self.div;
-        match self.tx_state.take() {
-            None => {
-                if !tx {
-                    self.tx_state = Some((0, 0, 0));
-                }
-            }
-            Some((t, bits, shift)) => {
-                let t = t + 1;
-                // Bit k (0 = start) is centred at k * d + d / 2 clocks after the edge.
-                if t == bits * d + d / 2 {
-                    match bits {
-                        0 => {
-                            assert!(!tx, "tx start bit glitch at cycle {}", self.cycles);
-                            self.tx_state = Some((t, 1, 0));
-                        }
-                        1..=8 => self.tx_state = Some((t, bits + 1, shift | (tx as u32) << (bits - 1))),
-                        _ => {
-                            assert!(tx, "tx stop bit missing at cycle {}", self.cycles);
-                            self.received.push(shift as u8);
-                        }
-                    }
-                } else {
-                    self.tx_state = Some((t, bits, shift));
-                }
-            }
         }
     }
 
@@ -153,19 +122,19 @@ impl Bench {
 
     /// Drive `bytes` and run until `expect` response bytes arrived (and the line is idle again).
     fn exchange(&mut self, bytes: &[u8], expect: usize) -> Vec<u8> {
-        self.received.clear();
+        self.line.received.clear();
         self.send(bytes, 0);
         let bit = self.div as u64;
         // Line time of both frames, plus bus time (a few cycles per buffered word).
         let limit = (self.rx.len() as u64) + (expect as u64 + 4) * 12 * bit + 4 * bytes.len() as u64 + 200;
         let mut n = 0;
-        while (self.received.len() < expect || !self.rx.is_empty()) && n < limit {
+        while (self.line.received.len() < expect || !self.rx.is_empty()) && n < limit {
             self.step();
             n += 1;
         }
         // Nothing more may follow.
         self.run(24 * bit);
-        std::mem::take(&mut self.received)
+        std::mem::take(&mut self.line.received)
     }
 
     /// Send a request under `tag`; the response must be exactly the expected one.

@@ -2,8 +2,10 @@
 //!
 //! The trace comes from any device (`crew-host run --trace FILE`, usually on `emu` or `sim`);
 //! the Verilog is what `crew-hw-gen` writes for the bitstream build, for the configuration the
-//! trace identified (its reads of CAPS and the size registers). The testbench
-//! (`verilog/replay_tb.v`) stops at the first read that differs.
+//! trace identified (its reads of CAPS and the size registers). Two simulators run it:
+//! Icarus Verilog with the testbench `verilog/replay_tb.v`, and Verilator through the same bus
+//! master as `--device sim` ([`crate::verilator`]), hundreds of times faster. Both follow the same
+//! rules and stop at the first read that differs.
 
 use crew_core::config::DeviceConfig;
 use crew_core::regs;
@@ -79,6 +81,83 @@ pub enum ReplayError {
     Stuck { line: usize, what: String },
     #[error("the Verilog simulation ended unexpectedly:\n{output}")]
     Unexpected { output: String },
+    #[error(transparent)]
+    Verilator(#[from] crate::verilator::VerilatorError),
+}
+
+/// The simulator a replay runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Simulator {
+    /// Icarus Verilog with `verilog/replay_tb.v`.
+    Iverilog,
+    /// Verilator with the bus-master harness of `--device sim`.
+    Verilator,
+}
+
+/// STATUS polls allowed per recorded STATUS read before the replay calls the core stuck.
+const MAX_POLLS: u64 = 10_000_000;
+
+/// Replay `trace_path` on `sim` (see [`replay`] for `work`, which only iverilog uses).
+pub fn replay_on(sim: Simulator, trace_path: &Path, work: &Path) -> Result<ReplayReport, ReplayError> {
+    match sim {
+        Simulator::Iverilog => replay(trace_path, work),
+        Simulator::Verilator => replay_verilator(trace_path),
+    }
+}
+
+/// The Verilator replay: the testbench's rules, in Rust, over [`VerilatorTransport`](crate::verilator::VerilatorTransport).
+fn replay_verilator(trace_path: &Path) -> Result<ReplayReport, ReplayError> {
+    use crew_driver::Transport;
+    let text = std::fs::read_to_string(trace_path)
+        .map_err(|source| ReplayError::Read { path: trace_path.to_path_buf(), source })?;
+    let numbered = trace::parse_numbered(&text)?;
+    let plain: Vec<Transaction> = numbered.iter().map(|&(_, t)| t).collect();
+    let cfg = identified_config(&plain)?;
+    let t0 = Instant::now();
+    let mut dut = crate::verilator::VerilatorTransport::new(&cfg)?;
+    let build_wall = t0.elapsed();
+    let t1 = Instant::now();
+    let mut reads = 0;
+    for &(line, t) in &numbered {
+        match t {
+            Transaction::Write { addr, data } => dut.write32(addr, data)?,
+            // The recording device was still busy here; this core's timing decides.
+            Transaction::Read { addr, data } if addr == regs::STATUS && data & regs::status::BUSY != 0 => {}
+            Transaction::Read { addr, data } => {
+                let mut q = dut.read32(addr)?;
+                reads += 1;
+                let mut polls = 0;
+                while addr == regs::STATUS && q & regs::status::BUSY != 0 {
+                    polls += 1;
+                    if polls > MAX_POLLS {
+                        return Err(ReplayError::Stuck {
+                            line,
+                            what: format!("STATUS still busy after {polls} polls"),
+                        });
+                    }
+                    q = dut.read32(addr)?;
+                }
+                if q != data {
+                    return Err(ReplayError::Mismatch {
+                        line,
+                        addr,
+                        register: describe_addr(addr),
+                        expected: data,
+                        verilog: format!("{q:#010x}"),
+                    });
+                }
+            }
+        }
+    }
+    let cycles = dut.cycles()?;
+    Ok(ReplayReport {
+        config: cfg,
+        transactions: numbered.len() as u64,
+        reads,
+        cycles,
+        sim_wall: t1.elapsed(),
+        build_wall,
+    })
 }
 
 /// The register or window an address falls in, for messages.

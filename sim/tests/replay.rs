@@ -10,7 +10,7 @@ use crew_core::quant::QuantizedLayer;
 use crew_core::regs;
 use crew_driver::trace::{self, Transaction};
 use crew_driver::{Accelerator, EmuTransport, OpenOptions, Transport};
-use crew_sim::replay::{replay, ReplayError};
+use crew_sim::replay::{replay, replay_on, ReplayError, Simulator};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -109,12 +109,39 @@ fn a_trace_of_the_rtl_simulation_replays() {
     assert_eq!(r.config, crew_hw::TEST_CONFIG);
 }
 
-/// Tampering with one recorded accumulator makes the replay fail on exactly that read.
+/// Tampering with one recorded accumulator makes the replay fail on exactly that read, on both
+/// simulators.
 #[test]
 fn a_differing_read_fails_with_line_register_and_values() {
-    if !have_iverilog() {
+    if have_iverilog() {
+        differing_read(Simulator::Iverilog);
+    }
+    let verilator = std::process::Command::new("verilator").arg("--version").output().is_ok_and(|o| o.status.success());
+    assert!(verilator || std::env::var_os("CREW_SKIP_VERILATOR").is_some(), "verilator not found");
+    if verilator {
+        differing_read(Simulator::Verilator);
+    }
+}
+
+/// The Verilator replay of a preset's trace (the fast path of `crew-host replay --simulator verilator`).
+#[test]
+fn verilator_replays_the_presets() {
+    if std::process::Command::new("verilator").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CREW_SKIP_VERILATOR").is_some(), "verilator not found");
         return;
     }
+    for cfg in [DeviceConfig::ECP5_25F, DeviceConfig::ECP5_85F.with_kind(CoreKind::Dense)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.trace");
+        record_run(EmuTransport::new(cfg), &small_model(4), &path);
+        let r =
+            replay_on(Simulator::Verilator, &path, dir.path()).unwrap_or_else(|e| panic!("{}: {e}", cfg.describe()));
+        assert_eq!(r.config, cfg);
+        assert!(r.reads > 60 && r.cycles > 1000, "{r:?}");
+    }
+}
+
+fn differing_read(sim: Simulator) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.trace");
     let cfg = crew_hw::TEST_CONFIG;
@@ -126,7 +153,7 @@ fn a_differing_read_fails_with_line_register_and_values() {
     let value = u32::from_str_radix(&lines[k][11..], 16).unwrap();
     lines[k] = format!("{target}{:08x}", value ^ 0x100);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    match replay(&path, &dir.path().join("work")) {
+    match replay_on(sim, &path, &dir.path().join("work")) {
         Err(ReplayError::Mismatch { line, addr, register, expected, verilog }) => {
             assert_eq!(line, k + 1);
             assert_eq!(addr, regs::OUTPUT_WINDOW + 20);
@@ -134,7 +161,7 @@ fn a_differing_read_fails_with_line_register_and_values() {
             assert_eq!(expected, value ^ 0x100);
             assert_eq!(verilog, format!("0x{value:08x}"));
         }
-        other => panic!("expected a mismatch, got {other:?}"),
+        other => panic!("{sim:?}: expected a mismatch, got {other:?}"),
     }
 }
 

@@ -29,6 +29,7 @@ use crew_core::kernels::Backend;
 use crew_core::quant::{quantize_activations, ScaleMode};
 use crew_core::reference::gemv_i8;
 use crew_core::stats::ModelStats;
+use crew_driver::device::emu_device;
 use crew_driver::OpenOptions;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
@@ -46,10 +47,15 @@ pub struct Args {
     /// Regex selecting layers of --model (default: its FC weights).
     #[arg(long, value_name = "REGEX")]
     pub layers: Option<String>,
-    /// Emulated device whose cycles are counted: `emu`, `emu:config=ecp5-25f`, `emu:lanes=32`, ...
-    /// The CREW core and the dense baseline both get these options (only the kind differs).
+    /// Device whose cycles are counted: `emu`, `emu:config=ecp5-25f`, `emu:lanes=32`, ... The CREW
+    /// core and the dense baseline both get these options (only the kind differs). With
+    /// `sim[:options]` the emulator of the simulated configuration counts every layer, and the
+    /// RTL simulation runs a sample of layers (`--sim-sample`) to confirm the counts.
     #[arg(long, default_value = "emu")]
     pub device: String,
+    /// With `--device sim`: layers (evenly spaced, first and last included) run on the RTL too.
+    #[arg(long, default_value_t = 3)]
+    pub sim_sample: usize,
     /// Input vectors per kernel call (the CPU kernels process them together).
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -151,17 +157,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--nominal-mhz must be a positive number of MHz, not {}", args.nominal_mhz);
     }
     let (scheme, rest) = args.device.split_once(':').unwrap_or((args.device.as_str(), ""));
-    if scheme != "emu" {
-        bail!("--device must be an emulated device (`emu[:options]`): bench counts cycles with the emulator, which the RTL matches");
+    if scheme != "emu" && scheme != "sim" {
+        bail!(
+            "--device must be `emu[:options]` or `sim[:options]`: bench counts cycles with the emulator, which the RTL \
+             matches (sim confirms it on a sample of layers)"
+        );
     }
     let with_kind = |kind: &str| {
         if rest.trim().is_empty() {
-            format!("emu:kind={kind}")
+            format!("{scheme}:kind={kind}")
         } else {
-            format!("emu:{rest},kind={kind}")
+            format!("{scheme}:{rest},kind={kind}")
         }
     };
-    let (crew_dev, dense_dev) = (with_kind("crew"), with_kind("dense"));
+    let (mut crew_dev, mut dense_dev) = (with_kind("crew"), with_kind("dense"));
     let (model, source) = match &args.model {
         None => (builtin::model()?, builtin::NAME.to_string()),
         Some(p) => {
@@ -179,9 +188,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     let load_before = loadavg();
     let opts = OpenOptions::default();
+    // With `sim`, the RTL runs the sample and the emulator of the same configuration counts all.
+    let mut rtl = None;
+    if scheme == "sim" {
+        let sim_opts = opts.clone().with_timeout(crate::device::default_timeout(&crew_dev));
+        let c = crate::device::open_plain(&crew_dev, &sim_opts)?;
+        let d = crate::device::open_plain(&dense_dev, &sim_opts)?;
+        let names = (crew_dev.clone(), dense_dev.clone());
+        (crew_dev, dense_dev) = (emu_device(&c.config()), emu_device(&d.config()));
+        rtl = Some((c, d, names));
+    }
     let mut crew_acc = crate::device::open_plain(&crew_dev, &opts)?;
     let mut dense_acc = crate::device::open_plain(&dense_dev, &opts)?;
     let (crew_cfg, dense_cfg) = (crew_acc.config(), dense_acc.config());
+    let sample = sample_layers(model.layers.len(), if rtl.is_some() { args.sim_sample } else { 0 });
+    if let Some((c, d, _)) = rtl.as_mut() {
+        c.load(&model).context("loading the model on the simulated CREW core")?;
+        d.load(&model).context("loading the model on the simulated dense core")?;
+    }
     let clocks = clocks(&bitstreams, &crew_cfg, args.nominal_mhz)?;
     crew_acc.load(&model).context("loading the model on the CREW core")?;
     dense_acc.load(&model).context("loading the model on the dense core")?;
@@ -202,6 +226,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     pb.set_prefix("layers");
     let mut results = Vec::with_capacity(model.layers.len());
+    let mut confirmed = Vec::new();
     for (li, l) in model.layers.iter().enumerate() {
         pb.set_message(l.name.clone());
         let inputs: Vec<Vec<i8>> = crate::lstm::input_sequence(args.seed.wrapping_add(li as u64), args.batch, l.n_in)
@@ -219,6 +244,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             let image_words: u64 = acc.plan(li).map_or(0, |p| p.tiles.iter().map(|t| t.image().len() as u64).sum());
             *h = Hw { counts: r.counts, tiles: r.tiles, weight_bits: 32 * image_words };
+        }
+        if let (Some((c, d, _)), true) = (rtl.as_mut(), sample.contains(&li)) {
+            pb.set_message(format!("{} (on the RTL)", l.name));
+            for (h, acc) in hw.iter().zip([c, d]) {
+                let kind = acc.config().kind.name();
+                let r = acc
+                    .run_layer(li, &inputs[0])
+                    .with_context(|| format!("layer {li} on the simulated {kind} core"))?;
+                if r.counts != h.counts || r.outputs != gemv_i8(&l.decode_weights(), l.n_out, l.n_in, &inputs[0]) {
+                    bail!(
+                        "the simulated {kind} core disagrees with the emulator on layer {li} ({}): RTL {:?}, emulator {:?}",
+                        l.name,
+                        r.counts,
+                        h.counts
+                    );
+                }
+            }
+            confirmed.push(li);
         }
         // The dense baseline reads 8 bits per weight.
         hw[1].weight_bits = 8 * (l.n_out * l.n_in) as u64;
@@ -248,6 +291,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         clocks,
         bitstreams,
         load: (load_before, load_after),
+        confirmed: rtl.map(|(_, _, names)| (names, confirmed)),
     };
     let text = render_text(&ctx, &results);
     print!("{text}");
@@ -292,6 +336,32 @@ struct Run<'a> {
     clocks: Vec<Clock>,
     bitstreams: PathBuf,
     load: (Option<String>, Option<String>),
+    /// With `--device sim`: the two simulated devices and the layers they confirmed.
+    confirmed: Option<((String, String), Vec<usize>)>,
+}
+
+/// `n` layer indices of `layers`, evenly spaced, first and last included.
+fn sample_layers(layers: usize, n: usize) -> Vec<usize> {
+    match (layers, n) {
+        (0, _) | (_, 0) => vec![],
+        (_, 1) => vec![0],
+        _ => {
+            let mut v: Vec<usize> = (0..n).map(|k| k * (layers - 1) / (n - 1)).collect();
+            v.dedup();
+            v
+        }
+    }
+}
+
+/// One line on the RTL confirmation, if there was one.
+fn confirmation(ctx: &Run, results: &[LayerResult]) -> Option<String> {
+    let ((c, d), layers) = ctx.confirmed.as_ref()?;
+    let names: Vec<String> = layers.iter().map(|&l| format!("{} (`{}`)", l, results[l].name)).collect();
+    Some(format!(
+        "Confirmed on the RTL: layers {} ran on `{c}` and `{d}` too, with accumulators and CYCLES, MULT_COUNT and \
+         ADD_COUNT identical to the emulator's.",
+        names.join(", ")
+    ))
 }
 
 /// Median wall time per call of the three kernels. Each sample runs a kernel enough times to take
@@ -676,6 +746,9 @@ fn render_text(ctx: &Run, results: &[LayerResult]) -> String {
     s += &dev.render();
     let _ = writeln!(s, "\nWeight-memory bits moved, multiplications and additions per vector:\n");
     s += &ops.render();
+    if let Some(line) = confirmation(ctx, results) {
+        let _ = writeln!(s, "\n{line}");
+    }
     let _ = writeln!(s, "\nSummary:\n");
     s += &sum.render();
     s
@@ -786,6 +859,9 @@ fn render_markdown(
                 c.core.as_ref().map_or(String::new(), |x| format!("; its core configuration: `{x}`"))
             );
         }
+    }
+    if let Some(line) = confirmation(ctx, results) {
+        let _ = writeln!(s, "* **RTL**: {line}");
     }
     let _ = writeln!(s, "\n## Summary\n");
     s += &md_table(&sum);

@@ -8,9 +8,12 @@ use std::path::PathBuf;
 pub struct Args {
     /// The trace written by `crew-host run --trace FILE`.
     pub trace: PathBuf,
-    /// Where the Verilog, the testbench and the compiled simulation go (default: a temporary directory).
+    /// Where the Verilog, the testbench and the compiled simulation go (iverilog; default: a temporary directory).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// `iverilog` (the testbench sim/verilog/replay_tb.v) or `verilator` (the bus master of `--device sim`, much faster).
+    #[arg(long, default_value = "iverilog", value_parser = ["iverilog", "verilator"])]
+    pub simulator: String,
 }
 
 #[cfg(feature = "sim")]
@@ -23,10 +26,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             tmp.path().to_path_buf()
         }
     };
+    let sim = match a.simulator.as_str() {
+        "verilator" => crew_sim::replay::Simulator::Verilator,
+        _ => crew_sim::replay::Simulator::Iverilog,
+    };
     let pb = indicatif::ProgressBar::new_spinner();
-    pb.set_message(format!("generating the Verilog and replaying {} under iverilog", a.trace.display()));
+    pb.set_message(format!("generating the Verilog and replaying {} under {}", a.trace.display(), a.simulator));
     pb.enable_steady_tick(std::time::Duration::from_millis(200));
-    let r = crew_sim::replay::replay(&a.trace, &work);
+    let r = crew_sim::replay::replay_on(sim, &a.trace, &work);
     pb.finish_and_clear();
     let r = r?;
     println!(
@@ -38,7 +45,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         r.cycles
     );
     println!(
-        "iverilog: {:.0} simulated cycles/s ({:.1} s; generating and compiling took {:.1} s)",
+        "{}: {:.0} simulated cycles/s ({:.1} s; generating and compiling took {:.1} s)",
+        a.simulator,
         r.cycles_per_second(),
         r.sim_wall.as_secs_f64(),
         r.build_wall.as_secs_f64()

@@ -89,8 +89,10 @@ pub struct Engine<
     rawa: Signal<Local, Bits<NBW>>,
     rawb: Signal<Local, Bits<NBW>>,
     wina: Signal<Local, Bits<NBW>>,
+    winr: Signal<Local, Bits<NBW>>,
     winb: Signal<Local, Bits<NBW>>,
     sha: Signal<Local, Bits<16>>,
+    shr: Signal<Local, Bits<16>>,
     shb: Signal<Local, Bits<16>>,
     ibyte: Signal<Local, Bits<8>>,
     ibsel: Signal<Local, Bits<2>>,
@@ -114,8 +116,8 @@ pub struct Engine<
 
     // Run state.
     running: DFF<bool>,
-    drain: DFF<Bits<2>>,
-    pend: DFF<Bits<2>>,
+    drain: DFF<Bits<3>>,
+    pend: DFF<Bits<3>>,
     nout: DFF<Bits<32>>,
     nin: DFF<Bits<32>>,
     basev: DFF<Bits<32>>,
@@ -126,6 +128,12 @@ pub struct Engine<
     acnt: DFF<Bits<32>>,
     lo_a: DFF<Bits<16>>,
     lo_b: DFF<Bits<16>>,
+    // The bank read data registered right after the block RAMs (their clock-to-out is ~5.6 ns),
+    // with the window offsets delayed to match.
+    ra: DFF<Bits<NBW>>,
+    rb: DFF<Bits<NBW>>,
+    lo_a2: DFF<Bits<16>>,
+    lo_b2: DFF<Bits<16>>,
     osel: DFF<Bits<16>>,
     // Filler.
     f_busy: DFF<bool>,
@@ -146,8 +154,14 @@ pub struct Engine<
     dd1: DFF<Bits<32>>,
     f_bpos: DFF<Bits<16>>,
     f_boff: DFF<Bits<2>>,
+    f_boff2: DFF<Bits<2>>,
     f_rv: DFF<bool>,
     f_row: DFF<Bits<TA>>,
+    f_rv2: DFF<bool>,
+    f_row2: DFF<Bits<TA>>,
+    // Descriptor decode, first half (t = 3): width check and n_out * bits.
+    f_wbad: DFF<bool>,
+    f_nb: DFF<Bits<32>>,
     f_wv: DFF<bool>,
     f_wrow: DFF<Bits<TA>>,
     f_prod: DFF<Bits<PW>>,
@@ -174,6 +188,15 @@ pub struct Engine<
     s0_rem: DFF<Bits<32>>,
     s0_first: DFF<bool>,
     s0_byte: DFF<Bits<2>>,
+    sx_v: DFF<bool>,
+    sx_s: DFF<Bits<16>>,
+    sx_b: DFF<Bits<4>>,
+    sx_bmask: DFF<Bits<8>>,
+    sx_count: DFF<Bits<9>>,
+    sx_buf: DFF<bool>,
+    sx_row: DFF<Bits<OBA>>,
+    sx_rem: DFF<Bits<32>>,
+    sx_first: DFF<bool>,
     win1: DFF<Bits<NBW>>,
     act1: DFF<Bits<8>>,
     s1_v: DFF<bool>,
@@ -186,6 +209,7 @@ pub struct Engine<
     s1_rem: DFF<Bits<32>>,
     s1_first: DFF<bool>,
     s2_act: DFF<Bits<8>>,
+    s3_act: DFF<Bits<8>>,
 
     k_dense: Constant<bool>,
     k_nbmask: Constant<Bits<32>>,
@@ -266,8 +290,10 @@ impl<
             rawa: Default::default(),
             rawb: Default::default(),
             wina: Default::default(),
+            winr: Default::default(),
             winb: Default::default(),
             sha: Default::default(),
+            shr: Default::default(),
             shb: Default::default(),
             ibyte: Default::default(),
             ibsel: Default::default(),
@@ -301,6 +327,10 @@ impl<
             acnt: Default::default(),
             lo_a: Default::default(),
             lo_b: Default::default(),
+            ra: Default::default(),
+            rb: Default::default(),
+            lo_a2: Default::default(),
+            lo_b2: Default::default(),
             osel: Default::default(),
             f_busy: Default::default(),
             f_t: Default::default(),
@@ -320,8 +350,13 @@ impl<
             dd1: Default::default(),
             f_bpos: Default::default(),
             f_boff: Default::default(),
+            f_boff2: Default::default(),
             f_rv: Default::default(),
             f_row: Default::default(),
+            f_rv2: Default::default(),
+            f_row2: Default::default(),
+            f_wbad: Default::default(),
+            f_nb: Default::default(),
             f_wv: Default::default(),
             f_wrow: Default::default(),
             f_prod: Default::default(),
@@ -346,6 +381,15 @@ impl<
             s0_rem: Default::default(),
             s0_first: Default::default(),
             s0_byte: Default::default(),
+            sx_v: Default::default(),
+            sx_s: Default::default(),
+            sx_b: Default::default(),
+            sx_bmask: Default::default(),
+            sx_count: Default::default(),
+            sx_buf: Default::default(),
+            sx_row: Default::default(),
+            sx_rem: Default::default(),
+            sx_first: Default::default(),
             win1: Default::default(),
             act1: Default::default(),
             s1_v: Default::default(),
@@ -358,6 +402,7 @@ impl<
             s1_rem: Default::default(),
             s1_first: Default::default(),
             s2_act: Default::default(),
+            s3_act: Default::default(),
             k_dense: Constant::new(dense),
             k_nbmask: k32(NB as u64 - 1),
             k_lognb: k32(NB.trailing_zeros() as u64),
@@ -392,11 +437,13 @@ impl<
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, osel,
-            f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0, f_act, f_act1, dd0,
-            dd1, f_bpos, f_boff, f_rv, f_row, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask,
-            a_count, a_buf, a_first, a_rem, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first,
-            s0_byte, win1, act1, s1_v, s1_s, s1_b, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act
+            self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra, rb,
+            lo_a2, lo_b2, osel, f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0,
+            f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad, f_nb, f_wv, f_wrow,
+            f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first, a_rem, s0_v, s0_s, s0_b,
+            s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_s, sx_b, sx_bmask, sx_count,
+            sx_buf, sx_row, sx_rem, sx_first, win1, act1, s1_v, s1_s, s1_b, s1_bmask, s1_count, s1_buf, s1_row, s1_rem,
+            s1_first, s2_act, s3_act
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -432,13 +479,21 @@ impl<
         }
         self.lo_a.d.next = bit_cast::<16, 32>(self.pa.val() & self.k_nbmask.val());
         self.lo_b.d.next = bit_cast::<16, 32>(self.pb.val() & self.k_nbmask.val());
-        // Windows: the bank words rotated so that word 0 is the addressed one.
+        self.lo_a2.d.next = self.lo_a.q.val();
+        self.lo_b2.d.next = self.lo_b.q.val();
+        // Windows: the bank words rotated so that word 0 is the addressed one. The bus and CRC
+        // read port A directly (the shell's read timing is one cycle); the filler and the index
+        // stream rotate the words registered after the block RAMs.
         self.rawa.next = self.banks[0].a_cout.val();
         self.rawb.next = self.banks[0].b_cout.val();
+        self.ra.d.next = self.rawa.val();
+        self.rb.d.next = self.rawb.val();
         self.sha.next = self.lo_a.q.val() << 5;
-        self.shb.next = self.lo_b.q.val() << 5;
+        self.shr.next = self.lo_a2.q.val() << 5;
+        self.shb.next = self.lo_b2.q.val() << 5;
         self.wina.next = (self.rawa.val() >> self.sha.val()) | (self.rawa.val() << (self.k_nbw.val() - self.sha.val()));
-        self.winb.next = (self.rawb.val() >> self.shb.val()) | (self.rawb.val() << (self.k_nbw.val() - self.shb.val()));
+        self.winr.next = (self.ra.q.val() >> self.shr.val()) | (self.ra.q.val() << (self.k_nbw.val() - self.shr.val()));
+        self.winb.next = (self.rb.q.val() >> self.shb.val()) | (self.rb.q.val() << (self.k_nbw.val() - self.shb.val()));
         self.b_wrdata.next = self.wina.val().get_bits::<32>(0);
 
         // Input buffer: the filler's column (CREW) or the issued column (dense); bus when idle.
@@ -460,17 +515,28 @@ impl<
         self.ibyte.next = bit_cast::<8, 32>(self.ibuf.read_data.val() >> (bit_cast::<32, 2>(self.ibsel.val()) << 3));
         self.act1.d.next = self.ibyte.val();
         self.s2_act.d.next = self.act1.q.val();
-        // Register the index window (the bank read and the rotation take most of a cycle).
+        self.s3_act.d.next = self.s2_act.q.val();
+        // The index window: bank words registered at a + 1 (stage 0), rotated and registered at
+        // a + 2 (stage x); the lanes unpack it at a + 3 (stage 1).
         self.win1.d.next = self.winb.val();
-        self.s1_v.d.next = self.s0_v.q.val();
-        self.s1_s.d.next = self.s0_s.q.val();
-        self.s1_b.d.next = self.s0_b.q.val();
-        self.s1_bmask.d.next = self.s0_bmask.q.val();
-        self.s1_count.d.next = self.s0_count.q.val();
-        self.s1_buf.d.next = self.s0_buf.q.val();
-        self.s1_row.d.next = self.s0_row.q.val();
-        self.s1_rem.d.next = self.s0_rem.q.val();
-        self.s1_first.d.next = self.s0_first.q.val();
+        self.sx_v.d.next = self.s0_v.q.val();
+        self.sx_s.d.next = self.s0_s.q.val();
+        self.sx_b.d.next = self.s0_b.q.val();
+        self.sx_bmask.d.next = self.s0_bmask.q.val();
+        self.sx_count.d.next = self.s0_count.q.val();
+        self.sx_buf.d.next = self.s0_buf.q.val();
+        self.sx_row.d.next = self.s0_row.q.val();
+        self.sx_rem.d.next = self.s0_rem.q.val();
+        self.sx_first.d.next = self.s0_first.q.val();
+        self.s1_v.d.next = self.sx_v.q.val();
+        self.s1_s.d.next = self.sx_s.q.val();
+        self.s1_b.d.next = self.sx_b.q.val();
+        self.s1_bmask.d.next = self.sx_bmask.q.val();
+        self.s1_count.d.next = self.sx_count.q.val();
+        self.s1_buf.d.next = self.sx_buf.q.val();
+        self.s1_row.d.next = self.sx_row.q.val();
+        self.s1_rem.d.next = self.sx_rem.q.val();
+        self.s1_first.d.next = self.sx_first.q.val();
 
         // ---- Lanes.
         self.osel.d.next = bit_cast::<16, 32>(self.b_word.val() & self.k_lmask.val());
@@ -488,16 +554,16 @@ impl<
             self.lanes[l].tw_row.next = self.f_wrow.q.val();
             self.lanes[l].tw_data.next = self.f_prod.q.val();
             self.lanes[l].win.next = self.win1.q.val();
+            self.lanes[l].sx_s.next = self.sx_s.q.val();
+            self.lanes[l].sx_b.next = self.sx_b.q.val();
             self.lanes[l].s1_v.next = self.s1_v.q.val();
-            self.lanes[l].s1_s.next = self.s1_s.q.val();
-            self.lanes[l].s1_b.next = self.s1_b.q.val();
             self.lanes[l].s1_bmask.next = self.s1_bmask.q.val();
             self.lanes[l].s1_count.next = self.s1_count.q.val();
             self.lanes[l].s1_buf.next = self.s1_buf.q.val();
             self.lanes[l].s1_row.next = self.s1_row.q.val();
             self.lanes[l].s1_rem.next = self.s1_rem.q.val();
             self.lanes[l].s1_first.next = self.s1_first.q.val();
-            self.lanes[l].act2.next = self.s2_act.q.val();
+            self.lanes[l].act.next = self.s3_act.q.val();
         }
         for l in 0..(L - 1usize) {
             self.lanes[l].ord_in.next = self.lanes[l + 1].ord_out.val();
@@ -506,10 +572,10 @@ impl<
         self.b_ordata.next = self.lanes[0].ord_out.val();
         self.lerr.next = self.lanes[0].err_out.val();
 
-        // ---- Multipliers: chunk bytes of the port-A window times the column's activation.
+        // ---- Multipliers: chunk bytes of the registered port-A window times the activation.
         for k in 0..M {
             self.mul[k].act.next = self.f_act.q.val();
-            self.mul[k].wbyte.next = self.wina.val().get_bits::<8>(self.f_boff.q.val().index() * 8 + k * 8);
+            self.mul[k].wbyte.next = self.winr.val().get_bits::<8>(self.f_boff2.q.val().index() * 8 + k * 8);
             self.mul[k].pin.next = 0.into();
         }
         for k in 0..(M - 1usize) {
@@ -517,9 +583,10 @@ impl<
         }
 
         // ---- Filler (CREW).
-        // The descriptor words are registered at t = 1 and decoded at t = 2.
-        self.dd0.d.next = self.wina.val().get_bits::<32>(0);
-        self.dd1.d.next = self.wina.val().get_bits::<32>(32);
+        // The descriptor words arrive at t = 1 (registered), are rotated and registered at t = 2,
+        // decoded at t = 3 and checked at t = 4.
+        self.dd0.d.next = self.winr.val().get_bits::<32>(0);
+        self.dd1.d.next = self.winr.val().get_bits::<32>(32);
         self.f_act1.d.next = self.ibyte.val();
         self.d0.next = self.dd0.q.val();
         self.d1.next = self.dd1.q.val();
@@ -568,32 +635,46 @@ impl<
         if self.dbits.val().get_bit(3) {
             self.nb3.next = self.nout.q.val() << 3;
         }
-        self.tend.next =
-            self.basev.q.val() + (self.d0.val() & 0xFF_FFFF) + ((bit_cast::<32, 9>(self.cnt.val()) + 3) >> 2);
-        self.rend.next = self.basev.q.val()
-            + (self.d1.val() & 0xFF_FFFF)
-            + ((self.nb0.val() + self.nb1.val() + self.nb2.val() + self.nb3.val() + 31) >> 5);
-        self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 3) && (self.f_t.q.val() < self.f_c.q.val() + 3);
+        // The range check at t = 4 from the values decoded at t = 3 (the sums as before, regrouped).
+        self.tend.next = self.f_tab.q.val() + ((bit_cast::<32, 9>(self.f_count.q.val()) + 3) >> 2);
+        self.rend.next = self.f_r0.q.val() + ((self.f_nb.q.val() + 31) >> 5);
+        self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 4) && (self.f_t.q.val() < self.f_c.q.val() + 4);
         self.f_rv.d.next = self.f_rd.val();
-        self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 3);
+        self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 4);
         if self.f_buf.q.val() {
-            self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 3) | self.k_bufbit.val();
+            self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 4) | self.k_bufbit.val();
         }
         self.f_boff.d.next = bit_cast::<2, 16>(self.f_bpos.q.val());
-        self.f_wv.d.next = self.f_rv.q.val();
-        self.f_wrow.d.next = self.f_row.q.val();
+        self.f_boff2.d.next = self.f_boff.q.val();
+        self.f_rv2.d.next = self.f_rv.q.val();
+        self.f_row2.d.next = self.f_row.q.val();
+        self.f_wv.d.next = self.f_rv2.q.val();
+        self.f_wrow.d.next = self.f_row2.q.val();
         self.f_prod.d.next = self.mul[0].pout.val();
         if self.f_busy.q.val() {
             // Count up to the column's last write, then hold until the phase ends.
-            if self.f_t.q.val() != self.f_c.q.val() + 4 {
+            if self.f_t.q.val() != self.f_c.q.val() + 6 {
                 self.f_t.d.next = self.f_t.q.val() + 1;
             }
-            if self.f_t.q.val() >= 3 {
+            if self.f_t.q.val() >= 4 {
                 self.f_bpos.d.next = self.f_bpos.q.val() + self.k_mults.val();
             }
-            if self.f_t.q.val() == 2 {
+            if self.f_t.q.val() == 3 {
                 self.f_bpos.d.next = 0.into();
-                if self.dbits.val() != self.xbits.val() {
+                self.f_wbad.d.next = self.dbits.val() != self.xbits.val();
+                self.f_nb.d.next = self.nb0.val() + self.nb1.val() + self.nb2.val() + self.nb3.val();
+                self.f_count.d.next = self.cnt.val();
+                self.f_bits.d.next = bit_cast::<4, 8>(self.dbits.val());
+                self.f_bmask.d.next = bit_cast::<8, 9>((bit_cast::<9, 8>(1.into()) << self.dbits.val()) - 1);
+                self.f_tab.d.next = self.basev.q.val() + (self.d0.val() & 0xFF_FFFF);
+                self.f_r0.d.next = self.basev.q.val() + (self.d1.val() & 0xFF_FFFF);
+                self.f_c.d.next = (bit_cast::<10, 9>(self.cnt.val()) + self.k_mm1.val()) >> self.k_logm.val();
+                self.f_act.d.next = self.f_act1.q.val();
+            }
+            // The chunk reads start at t = 4 with the check; a bad descriptor stops the filler
+            // before any product is written (t = 7).
+            if self.f_t.q.val() == 4 {
+                if self.f_wbad.q.val() {
                     self.f_err.d.next = true;
                     self.f_code.d.next = self.k_e_width.val();
                     self.f_busy.d.next = false;
@@ -602,18 +683,11 @@ impl<
                     self.f_code.d.next = self.k_e_desc.val();
                     self.f_busy.d.next = false;
                 } else {
-                    self.f_count.d.next = self.cnt.val();
-                    self.f_bits.d.next = bit_cast::<4, 8>(self.dbits.val());
-                    self.f_bmask.d.next = bit_cast::<8, 9>((bit_cast::<9, 8>(1.into()) << self.dbits.val()) - 1);
-                    self.f_tab.d.next = self.basev.q.val() + (self.d0.val() & 0xFF_FFFF);
-                    self.f_r0.d.next = self.basev.q.val() + (self.d1.val() & 0xFF_FFFF);
-                    self.f_c.d.next = (bit_cast::<10, 9>(self.cnt.val()) + self.k_mm1.val()) >> self.k_logm.val();
-                    self.f_act.d.next = self.f_act1.q.val();
-                    self.mcnt.d.next = self.mcnt.q.val() + bit_cast::<32, 9>(self.cnt.val());
+                    self.mcnt.d.next = self.mcnt.q.val() + bit_cast::<32, 9>(self.f_count.q.val());
                 }
             }
         }
-        self.f_fin.next = self.k_dense.val() || !self.f_busy.q.val() || (self.f_t.q.val() == self.f_c.q.val() + 4);
+        self.f_fin.next = self.k_dense.val() || !self.f_busy.q.val() || (self.f_t.q.val() == self.f_c.q.val() + 6);
 
         // ---- Issue one output group per cycle.
         self.a_fin.next = !self.a_busy.q.val() || (self.a_g.q.val() == self.gm1.q.val());
@@ -657,11 +731,11 @@ impl<
                     self.mcnt.d.next = self.mcnt.q.val() + self.nout.q.val();
                 } else {
                     self.a_busy.d.next = false;
-                    self.drain.d.next = 3.into();
+                    self.drain.d.next = 5.into();
                 }
             } else if self.f_err.q.val() {
                 self.a_busy.d.next = false;
-                self.pend.d.next = 3.into();
+                self.pend.d.next = 4.into();
             } else if self.f_busy.q.val() {
                 // The filled column moves to the lanes; the filler takes the next one.
                 self.a_busy.d.next = true;
@@ -684,7 +758,7 @@ impl<
                 }
             } else {
                 self.a_busy.d.next = false;
-                self.drain.d.next = 3.into();
+                self.drain.d.next = 5.into();
             }
         }
         if self.drain.q.val() != 0 {

@@ -88,10 +88,8 @@ pub struct Engine<
     pb: Signal<Local, Bits<32>>,
     rawa: Signal<Local, Bits<NBW>>,
     rawb: Signal<Local, Bits<NBW>>,
-    wina: Signal<Local, Bits<NBW>>,
     winr: Signal<Local, Bits<NBW>>,
     winb: Signal<Local, Bits<NBW>>,
-    sha: Signal<Local, Bits<16>>,
     shr: Signal<Local, Bits<16>>,
     shb: Signal<Local, Bits<16>>,
     ibyte: Signal<Local, Bits<8>>,
@@ -135,6 +133,7 @@ pub struct Engine<
     lo_a2: DFF<Bits<16>>,
     lo_b2: DFF<Bits<16>>,
     osel: DFF<Bits<16>>,
+    osel2: DFF<Bits<16>>,
     // Filler.
     f_busy: DFF<bool>,
     f_t: DFF<Bits<10>>,
@@ -289,10 +288,8 @@ impl<
             pb: Default::default(),
             rawa: Default::default(),
             rawb: Default::default(),
-            wina: Default::default(),
             winr: Default::default(),
             winb: Default::default(),
-            sha: Default::default(),
             shr: Default::default(),
             shb: Default::default(),
             ibyte: Default::default(),
@@ -332,6 +329,7 @@ impl<
             lo_a2: Default::default(),
             lo_b2: Default::default(),
             osel: Default::default(),
+            osel2: Default::default(),
             f_busy: Default::default(),
             f_t: Default::default(),
             f_col: Default::default(),
@@ -438,10 +436,10 @@ impl<
     fn update(&mut self) {
         dff_setup!(
             self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra, rb,
-            lo_a2, lo_b2, osel, f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0,
-            f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad, f_nb, f_wv, f_wrow,
-            f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first, a_rem, s0_v, s0_s, s0_b,
-            s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_s, sx_b, sx_bmask, sx_count,
+            lo_a2, lo_b2, osel, osel2, f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab,
+            f_r0, f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad, f_nb, f_wv,
+            f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first, a_rem, s0_v, s0_s,
+            s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_s, sx_b, sx_bmask, sx_count,
             sx_buf, sx_row, sx_rem, sx_first, win1, act1, s1_v, s1_s, s1_b, s1_bmask, s1_count, s1_buf, s1_row, s1_rem,
             s1_first, s2_act, s3_act
         );
@@ -481,20 +479,17 @@ impl<
         self.lo_b.d.next = bit_cast::<16, 32>(self.pb.val() & self.k_nbmask.val());
         self.lo_a2.d.next = self.lo_a.q.val();
         self.lo_b2.d.next = self.lo_b.q.val();
-        // Windows: the bank words rotated so that word 0 is the addressed one. The bus and CRC
-        // read port A directly (the shell's read timing is one cycle); the filler and the index
-        // stream rotate the words registered after the block RAMs.
+        // Windows: the bank words, registered after the block RAMs, rotated so that word 0 is the
+        // addressed one (the shell gives bus and CRC reads of port A two cycles).
         self.rawa.next = self.banks[0].a_cout.val();
         self.rawb.next = self.banks[0].b_cout.val();
         self.ra.d.next = self.rawa.val();
         self.rb.d.next = self.rawb.val();
-        self.sha.next = self.lo_a.q.val() << 5;
         self.shr.next = self.lo_a2.q.val() << 5;
         self.shb.next = self.lo_b2.q.val() << 5;
-        self.wina.next = (self.rawa.val() >> self.sha.val()) | (self.rawa.val() << (self.k_nbw.val() - self.sha.val()));
         self.winr.next = (self.ra.q.val() >> self.shr.val()) | (self.ra.q.val() << (self.k_nbw.val() - self.shr.val()));
         self.winb.next = (self.rb.q.val() >> self.shb.val()) | (self.rb.q.val() << (self.k_nbw.val() - self.shb.val()));
-        self.b_wrdata.next = self.wina.val().get_bits::<32>(0);
+        self.b_wrdata.next = self.winr.val().get_bits::<32>(0);
 
         // Input buffer: the filler's column (CREW) or the issued column (dense); bus when idle.
         self.ibuf.read_address.next = bit_cast::<IA, 32>(self.f_col.q.val() >> 2);
@@ -539,7 +534,9 @@ impl<
         self.s1_first.d.next = self.sx_first.q.val();
 
         // ---- Lanes.
+        // The lanes answer a bus read from their registered accumulator read (two cycles).
         self.osel.d.next = bit_cast::<16, 32>(self.b_word.val() & self.k_lmask.val());
+        self.osel2.d.next = self.osel.q.val();
         for l in 0..L {
             self.lanes[l].clock.next = self.clock.val();
             self.lanes[l].own.next = self.own.val();
@@ -547,7 +544,7 @@ impl<
             self.lanes[l].bus_lane.next = bit_cast::<16, 32>(self.b_word.val() & self.k_lmask.val());
             self.lanes[l].bus_wdata.next = self.b_wdata.val();
             self.lanes[l].bus_we.next = self.b_owe.val() && !self.own.val();
-            self.lanes[l].bus_sel.next = self.osel.q.val();
+            self.lanes[l].bus_sel.next = self.osel2.q.val();
             self.lanes[l].ord_in.next = 0.into();
             self.lanes[l].err_in.next = false;
             self.lanes[l].tw_en.next = self.f_wv.q.val();

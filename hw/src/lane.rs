@@ -35,7 +35,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub bus_lane: Signal<In, Bits<16>>,
     pub bus_wdata: Signal<In, Bits<32>>,
     pub bus_we: Signal<In, bool>,
-    /// Lane whose read data the bus wants (registered by the engine).
+    /// Lane whose read data the bus wants (registered twice by the engine, to meet `aq3`).
     pub bus_sel: Signal<In, Bits<16>>,
     pub ord_in: Signal<In, Bits<32>>,
     pub ord_out: Signal<Out, Bits<32>>,
@@ -296,7 +296,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         }
         self.ord_out.next = self.ord_in.val();
         if self.bus_sel.val() == self.k_lane.val() {
-            self.ord_out.next = self.ord_in.val() | self.acc.read_data.val();
+            self.ord_out.next = self.ord_in.val() | self.aq3.q.val();
         }
 
         // Product-table fill.

@@ -89,9 +89,7 @@ pub struct Engine<
     rawa: Signal<Local, Bits<NBW>>,
     rawb: Signal<Local, Bits<NBW>>,
     winr: Signal<Local, Bits<NBW>>,
-    winb: Signal<Local, Bits<NBW>>,
     shr: Signal<Local, Bits<16>>,
-    shb: Signal<Local, Bits<16>>,
     ibyte: Signal<Local, Bits<8>>,
     ibsel: Signal<Local, Bits<2>>,
     d0: Signal<Local, Bits<32>>,
@@ -131,7 +129,6 @@ pub struct Engine<
     ra: DFF<Bits<NBW>>,
     rb: DFF<Bits<NBW>>,
     lo_a2: DFF<Bits<16>>,
-    lo_b2: DFF<Bits<16>>,
     osel: DFF<Bits<16>>,
     osel2: DFF<Bits<16>>,
     // Filler.
@@ -188,19 +185,14 @@ pub struct Engine<
     s0_first: DFF<bool>,
     s0_byte: DFF<Bits<2>>,
     sx_v: DFF<bool>,
-    sx_s: DFF<Bits<16>>,
-    sx_b: DFF<Bits<4>>,
     sx_bmask: DFF<Bits<8>>,
     sx_count: DFF<Bits<9>>,
     sx_buf: DFF<bool>,
     sx_row: DFF<Bits<OBA>>,
     sx_rem: DFF<Bits<32>>,
     sx_first: DFF<bool>,
-    win1: DFF<Bits<NBW>>,
     act1: DFF<Bits<8>>,
     s1_v: DFF<bool>,
-    s1_s: DFF<Bits<16>>,
-    s1_b: DFF<Bits<4>>,
     s1_bmask: DFF<Bits<8>>,
     s1_count: DFF<Bits<9>>,
     s1_buf: DFF<bool>,
@@ -289,9 +281,7 @@ impl<
             rawa: Default::default(),
             rawb: Default::default(),
             winr: Default::default(),
-            winb: Default::default(),
             shr: Default::default(),
-            shb: Default::default(),
             ibyte: Default::default(),
             ibsel: Default::default(),
             d0: Default::default(),
@@ -327,7 +317,6 @@ impl<
             ra: Default::default(),
             rb: Default::default(),
             lo_a2: Default::default(),
-            lo_b2: Default::default(),
             osel: Default::default(),
             osel2: Default::default(),
             f_busy: Default::default(),
@@ -380,19 +369,14 @@ impl<
             s0_first: Default::default(),
             s0_byte: Default::default(),
             sx_v: Default::default(),
-            sx_s: Default::default(),
-            sx_b: Default::default(),
             sx_bmask: Default::default(),
             sx_count: Default::default(),
             sx_buf: Default::default(),
             sx_row: Default::default(),
             sx_rem: Default::default(),
             sx_first: Default::default(),
-            win1: Default::default(),
             act1: Default::default(),
             s1_v: Default::default(),
-            s1_s: Default::default(),
-            s1_b: Default::default(),
             s1_bmask: Default::default(),
             s1_count: Default::default(),
             s1_buf: Default::default(),
@@ -436,12 +420,11 @@ impl<
     fn update(&mut self) {
         dff_setup!(
             self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra, rb,
-            lo_a2, lo_b2, osel, osel2, f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab,
-            f_r0, f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad, f_nb, f_wv,
-            f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first, a_rem, s0_v, s0_s,
-            s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_s, sx_b, sx_bmask, sx_count,
-            sx_buf, sx_row, sx_rem, sx_first, win1, act1, s1_v, s1_s, s1_b, s1_bmask, s1_count, s1_buf, s1_row, s1_rem,
-            s1_first, s2_act, s3_act
+            lo_a2, osel, osel2, f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0,
+            f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad, f_nb, f_wv, f_wrow,
+            f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first, a_rem, s0_v, s0_s, s0_b,
+            s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count, sx_buf, sx_row,
+            sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act, s3_act
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -478,7 +461,6 @@ impl<
         self.lo_a.d.next = bit_cast::<16, 32>(self.pa.val() & self.k_nbmask.val());
         self.lo_b.d.next = bit_cast::<16, 32>(self.pb.val() & self.k_nbmask.val());
         self.lo_a2.d.next = self.lo_a.q.val();
-        self.lo_b2.d.next = self.lo_b.q.val();
         // Windows: the bank words, registered after the block RAMs, rotated so that word 0 is the
         // addressed one (the shell gives bus and CRC reads of port A two cycles).
         self.rawa.next = self.banks[0].a_cout.val();
@@ -486,9 +468,7 @@ impl<
         self.ra.d.next = self.rawa.val();
         self.rb.d.next = self.rawb.val();
         self.shr.next = self.lo_a2.q.val() << 5;
-        self.shb.next = self.lo_b2.q.val() << 5;
         self.winr.next = (self.ra.q.val() >> self.shr.val()) | (self.ra.q.val() << (self.k_nbw.val() - self.shr.val()));
-        self.winb.next = (self.rb.q.val() >> self.shb.val()) | (self.rb.q.val() << (self.k_nbw.val() - self.shb.val()));
         self.b_wrdata.next = self.winr.val().get_bits::<32>(0);
 
         // Input buffer: the filler's column (CREW) or the issued column (dense); bus when idle.
@@ -511,12 +491,9 @@ impl<
         self.act1.d.next = self.ibyte.val();
         self.s2_act.d.next = self.act1.q.val();
         self.s3_act.d.next = self.s2_act.q.val();
-        // The index window: bank words registered at a + 1 (stage 0), rotated and registered at
-        // a + 2 (stage x); the lanes unpack it at a + 3 (stage 1).
-        self.win1.d.next = self.winb.val();
+        // The index stream: the bank words are registered at a + 1 (stage 0); each lane picks its
+        // 16 bits of them at a + 2 (stage x) and unpacks its index at a + 3 (stage 1).
         self.sx_v.d.next = self.s0_v.q.val();
-        self.sx_s.d.next = self.s0_s.q.val();
-        self.sx_b.d.next = self.s0_b.q.val();
         self.sx_bmask.d.next = self.s0_bmask.q.val();
         self.sx_count.d.next = self.s0_count.q.val();
         self.sx_buf.d.next = self.s0_buf.q.val();
@@ -524,8 +501,6 @@ impl<
         self.sx_rem.d.next = self.s0_rem.q.val();
         self.sx_first.d.next = self.s0_first.q.val();
         self.s1_v.d.next = self.sx_v.q.val();
-        self.s1_s.d.next = self.sx_s.q.val();
-        self.s1_b.d.next = self.sx_b.q.val();
         self.s1_bmask.d.next = self.sx_bmask.q.val();
         self.s1_count.d.next = self.sx_count.q.val();
         self.s1_buf.d.next = self.sx_buf.q.val();
@@ -550,9 +525,10 @@ impl<
             self.lanes[l].tw_en.next = self.f_wv.q.val();
             self.lanes[l].tw_row.next = self.f_wrow.q.val();
             self.lanes[l].tw_data.next = self.f_prod.q.val();
-            self.lanes[l].win.next = self.win1.q.val();
-            self.lanes[l].sx_s.next = self.sx_s.q.val();
-            self.lanes[l].sx_b.next = self.sx_b.q.val();
+            self.lanes[l].s0_s.next = self.s0_s.q.val();
+            self.lanes[l].s0_b.next = self.s0_b.q.val();
+            self.lanes[l].s0_lo.next = self.lo_b.q.val();
+            self.lanes[l].raw.next = self.rb.q.val();
             self.lanes[l].s1_v.next = self.s1_v.q.val();
             self.lanes[l].s1_bmask.next = self.s1_bmask.q.val();
             self.lanes[l].s1_count.next = self.s1_count.q.val();

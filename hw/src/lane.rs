@@ -3,11 +3,14 @@
 //! A [`Lane`] owns its slice of the accumulators (outputs `j` with `j % LANES == lane`, row
 //! `j / LANES`) and, for CREW, its private copy of the double-buffered product table. Its
 //! pipeline, for the output group `g` the engine issued in cycle `a` (the engine registers the
-//! bank words in cycle `a + 1` and the rotated index window in cycle `a + 2`):
+//! bank words in cycle `a + 1`):
 //!
-//! * stage 0 (cycle `a + 2`): register the index's bit offset `s + lane * b`;
-//! * stage 1 (cycle `a + 3`): take the `b`-bit index at that offset of the index window, check it
-//!   against the column's unique count, present the product-table row and the accumulator row;
+//! * stage 0 (cycle `a + 1`): the index's bit offset `s + lane * b` in the window, and its byte in
+//!   the bank words (the window starts at bank word `lo`), registered;
+//! * stage x (cycle `a + 2`): register the 16 bank-word bits from that byte on (they hold the
+//!   index whatever its bit offset in the byte);
+//! * stage 1 (cycle `a + 3`): take the `b`-bit index from them, check it against the column's
+//!   unique count, present the product-table row and the accumulator row;
 //! * stage 2 (cycle `a + 4`): register the product-table row and the accumulator (block RAM
 //!   outputs are slow), or, dense, multiply weight by activation and register the product;
 //! * stage 3 (cycle `a + 5`): select the product, add it to the accumulator (or not, on the
@@ -43,11 +46,13 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub tw_en: Signal<In, bool>,
     pub tw_row: Signal<In, Bits<TA>>,
     pub tw_data: Signal<In, Bits<PW>>,
-    // Stage 0, broadcast to all lanes: the index bit offset and width.
-    pub sx_s: Signal<In, Bits<16>>,
-    pub sx_b: Signal<In, Bits<4>>,
+    // Stage 0, broadcast to all lanes: the window's bit offset, index width and first bank word.
+    pub s0_s: Signal<In, Bits<16>>,
+    pub s0_b: Signal<In, Bits<4>>,
+    pub s0_lo: Signal<In, Bits<16>>,
+    /// Stage x: the bank words, unrotated, registered after the block RAMs.
+    pub raw: Signal<In, Bits<NBW>>,
     // Stage 1, broadcast to all lanes.
-    pub win: Signal<In, Bits<NBW>>,
     pub s1_v: Signal<In, bool>,
     pub s1_bmask: Signal<In, Bits<8>>,
     pub s1_count: Signal<In, Bits<9>>,
@@ -65,6 +70,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub acc: RAM<Bits<32>, OBA>,
 
     off: Signal<Local, Bits<32>>,
+    rot: Signal<Local, Bits<NBW>>,
     t0: Signal<Local, Bits<32>>,
     t1: Signal<Local, Bits<32>>,
     t2: Signal<Local, Bits<32>>,
@@ -79,7 +85,10 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     sum: Signal<Local, Bits<32>>,
     sext: Signal<Local, Bits<32>>,
 
-    off1: DFF<Bits<16>>,
+    bsel: DFF<Bits<16>>,
+    boff: DFF<Bits<3>>,
+    boff1: DFF<Bits<3>>,
+    w16: DFF<Bits<16>>,
     v2: DFF<bool>,
     row2: DFF<Bits<OBA>>,
     first2: DFF<bool>,
@@ -106,6 +115,8 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     k_bufbit: Constant<Bits<TA>>,
     k_dense: Constant<bool>,
     k_hi16: Constant<Bits<32>>,
+    k_nbw: Constant<Bits<16>>,
+    k_bytemask: Constant<Bits<32>>,
 }
 
 impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<TA, OBA, PW, NBW> {
@@ -125,9 +136,10 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             tw_en: Default::default(),
             tw_row: Default::default(),
             tw_data: Default::default(),
-            win: Default::default(),
-            sx_s: Default::default(),
-            sx_b: Default::default(),
+            s0_s: Default::default(),
+            s0_b: Default::default(),
+            s0_lo: Default::default(),
+            raw: Default::default(),
             s1_v: Default::default(),
             s1_bmask: Default::default(),
             s1_count: Default::default(),
@@ -141,6 +153,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             tab: Default::default(),
             acc: Default::default(),
             off: Default::default(),
+            rot: Default::default(),
             t0: Default::default(),
             t1: Default::default(),
             t2: Default::default(),
@@ -154,7 +167,10 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             accv: Default::default(),
             sum: Default::default(),
             sext: Default::default(),
-            off1: Default::default(),
+            bsel: Default::default(),
+            boff: Default::default(),
+            boff1: Default::default(),
+            w16: Default::default(),
             v2: Default::default(),
             row2: Default::default(),
             first2: Default::default(),
@@ -180,6 +196,8 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             k_bufbit: Constant::new((1u64 << (TA - 1)).to_bits()),
             k_dense: Constant::new(dense),
             k_hi16: Constant::new(0xFFFF_0000u64.to_bits()),
+            k_nbw: Constant::new((NBW as u64).to_bits()),
+            k_bytemask: Constant::new((NBW as u64 / 8 - 1).to_bits()),
         }
     }
 }
@@ -188,38 +206,47 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, off1, v2, row2, first2, sel2, w2, v3, row3, first3, sel3, tq3, aq3, v4, row4, fwd1, fwd2,
-            sum4, sum5, errq
+            self, clock, bsel, boff, boff1, w16, v2, row2, first2, sel2, w2, v3, row3, first3, sel3, tq3, aq3, v4,
+            row4, fwd1, fwd2, sum4, sum5, errq
         );
         self.tab.read_clock.next = self.clock.val();
         self.tab.write_clock.next = self.clock.val();
         self.acc.read_clock.next = self.clock.val();
         self.acc.write_clock.next = self.clock.val();
 
-        // Stage 0: off = s + b * lane, as shifts and adds (no multiplier for a constant factor),
-        // registered so that stage 1 starts with the index extraction.
+        // Stage 0: off = s + b * lane, as shifts and adds (no multiplier for a constant factor);
+        // its byte in the unrotated bank words is off / 8 + 4 lo (mod the window's bytes).
         self.t0.next = 0.into();
-        if self.sx_b.val().get_bit(0) {
+        if self.s0_b.val().get_bit(0) {
             self.t0.next = self.k_lane32.val();
         }
         self.t1.next = 0.into();
-        if self.sx_b.val().get_bit(1) {
+        if self.s0_b.val().get_bit(1) {
             self.t1.next = self.k_lane32.val() << 1;
         }
         self.t2.next = 0.into();
-        if self.sx_b.val().get_bit(2) {
+        if self.s0_b.val().get_bit(2) {
             self.t2.next = self.k_lane32.val() << 2;
         }
         self.t3.next = 0.into();
-        if self.sx_b.val().get_bit(3) {
+        if self.s0_b.val().get_bit(3) {
             self.t3.next = self.k_lane32.val() << 3;
         }
         self.off.next =
-            bit_cast::<32, 16>(self.sx_s.val()) + self.t0.val() + self.t1.val() + self.t2.val() + self.t3.val();
-        self.off1.d.next = bit_cast::<16, 32>(self.off.val());
+            bit_cast::<32, 16>(self.s0_s.val()) + self.t0.val() + self.t1.val() + self.t2.val() + self.t3.val();
+        self.bsel.d.next = bit_cast::<16, 32>(
+            ((self.off.val() >> 3) + (bit_cast::<32, 16>(self.s0_lo.val()) << 2)) & self.k_bytemask.val(),
+        );
+        self.boff.d.next = bit_cast::<3, 32>(self.off.val());
+
+        // Stage x: the 16 bits from that byte on, wrapping around the bank words.
+        self.rot.next = (self.raw.val() >> (self.bsel.q.val() << 3))
+            | (self.raw.val() << (self.k_nbw.val() - (self.bsel.q.val() << 3)));
+        self.w16.d.next = self.rot.val().get_bits::<16>(0);
+        self.boff1.d.next = self.boff.q.val();
 
         // Stage 1: unpack, check, address the product table and the accumulator.
-        self.idx.next = self.win.val().get_bits::<8>(self.off1.q.val().index()) & self.s1_bmask.val();
+        self.idx.next = self.w16.q.val().get_bits::<8>(self.boff1.q.val().index()) & self.s1_bmask.val();
         self.v1.next = self.s1_v.val() && (self.k_lane32.val() < self.s1_rem.val());
         // The index check is registered; the engine sees it one cycle after stage 1.
         self.errq.d.next = self.v1.val() && (bit_cast::<9, 8>(self.idx.val()) >= self.s1_count.val());

@@ -102,8 +102,6 @@ pub struct Engine<
     nb1: Signal<Local, Bits<32>>,
     nb2: Signal<Local, Bits<32>>,
     nb3: Signal<Local, Bits<32>>,
-    tend: Signal<Local, Bits<32>>,
-    rend: Signal<Local, Bits<32>>,
     f_rd: Signal<Local, bool>,
     f_fin: Signal<Local, bool>,
     a_fin: Signal<Local, bool>,
@@ -155,9 +153,14 @@ pub struct Engine<
     f_row: DFF<Bits<TA>>,
     f_rv2: DFF<bool>,
     f_row2: DFF<Bits<TA>>,
-    // Descriptor decode, first half (t = 3): width check and n_out * bits.
+    // Descriptor check, pipelined over t = 3..6: width check, n_out * bits in two halves, then
+    // their sum, the table and run ends, and the comparison at t = 6.
     f_wbad: DFF<bool>,
+    f_p01: DFF<Bits<32>>,
+    f_p23: DFF<Bits<32>>,
     f_nb: DFF<Bits<32>>,
+    tend: DFF<Bits<32>>,
+    rend: DFF<Bits<32>>,
     f_wv: DFF<bool>,
     f_wrow: DFF<Bits<TA>>,
     f_prod: DFF<Bits<PW>>,
@@ -294,8 +297,6 @@ impl<
             nb1: Default::default(),
             nb2: Default::default(),
             nb3: Default::default(),
-            tend: Default::default(),
-            rend: Default::default(),
             f_rd: Default::default(),
             f_fin: Default::default(),
             a_fin: Default::default(),
@@ -343,7 +344,11 @@ impl<
             f_rv2: Default::default(),
             f_row2: Default::default(),
             f_wbad: Default::default(),
+            f_p01: Default::default(),
+            f_p23: Default::default(),
             f_nb: Default::default(),
+            tend: Default::default(),
+            rend: Default::default(),
             f_wv: Default::default(),
             f_wrow: Default::default(),
             f_prod: Default::default(),
@@ -421,10 +426,11 @@ impl<
         dff_setup!(
             self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra, rb,
             lo_a2, osel, osel2, f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0,
-            f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad, f_nb, f_wv, f_wrow,
-            f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first, a_rem, s0_v, s0_s, s0_b,
-            s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count, sx_buf, sx_row,
-            sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act, s3_act
+            f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad, f_p01, f_p23, f_nb,
+            tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first,
+            a_rem, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask,
+            sx_count, sx_buf, sx_row, sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem,
+            s1_first, s2_act, s3_act
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -608,9 +614,11 @@ impl<
         if self.dbits.val().get_bit(3) {
             self.nb3.next = self.nout.q.val() << 3;
         }
-        // The range check at t = 4 from the values decoded at t = 3 (the sums as before, regrouped).
-        self.tend.next = self.f_tab.q.val() + ((bit_cast::<32, 9>(self.f_count.q.val()) + 3) >> 2);
-        self.rend.next = self.f_r0.q.val() + ((self.f_nb.q.val() + 31) >> 5);
+        // The range check's sums (as before, regrouped), registered every cycle from the values
+        // latched at t = 3: f_nb is valid from t = 5, tend from t = 5, rend from t = 6.
+        self.f_nb.d.next = self.f_p01.q.val() + self.f_p23.q.val();
+        self.tend.d.next = self.f_tab.q.val() + ((bit_cast::<32, 9>(self.f_count.q.val()) + 3) >> 2);
+        self.rend.d.next = self.f_r0.q.val() + ((self.f_nb.q.val() + 31) >> 5);
         self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 4) && (self.f_t.q.val() < self.f_c.q.val() + 4);
         self.f_rv.d.next = self.f_rd.val();
         self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 4);
@@ -635,7 +643,9 @@ impl<
             if self.f_t.q.val() == 3 {
                 self.f_bpos.d.next = 0.into();
                 self.f_wbad.d.next = self.dbits.val() != self.xbits.val();
-                self.f_nb.d.next = self.nb0.val() + self.nb1.val() + self.nb2.val() + self.nb3.val();
+                self.f_p01.d.next = self.nb0.val() + self.nb1.val();
+                self.f_p23.d.next = self.nb2.val() + self.nb3.val();
+                self.mcnt.d.next = self.mcnt.q.val() + bit_cast::<32, 9>(self.cnt.val());
                 self.f_count.d.next = self.cnt.val();
                 self.f_bits.d.next = bit_cast::<4, 8>(self.dbits.val());
                 self.f_bmask.d.next = bit_cast::<8, 9>((bit_cast::<9, 8>(1.into()) << self.dbits.val()) - 1);
@@ -644,19 +654,18 @@ impl<
                 self.f_c.d.next = (bit_cast::<10, 9>(self.cnt.val()) + self.k_mm1.val()) >> self.k_logm.val();
                 self.f_act.d.next = self.f_act1.q.val();
             }
-            // The chunk reads start at t = 4 with the check; a bad descriptor stops the filler
-            // before any product is written (t = 7).
-            if self.f_t.q.val() == 4 {
+            // The chunk reads start at t = 4, before the check; a bad descriptor stops the filler
+            // at t = 6, before its column can reach the lanes (the phase ends at t = 7 at the
+            // earliest). MULT_COUNT is only reported by a run that ends without error.
+            if self.f_t.q.val() == 6 {
                 if self.f_wbad.q.val() {
                     self.f_err.d.next = true;
                     self.f_code.d.next = self.k_e_width.val();
                     self.f_busy.d.next = false;
-                } else if (self.tend.val() > self.k_wmem.val()) || (self.rend.val() > self.k_wmem.val()) {
+                } else if (self.tend.q.val() > self.k_wmem.val()) || (self.rend.q.val() > self.k_wmem.val()) {
                     self.f_err.d.next = true;
                     self.f_code.d.next = self.k_e_desc.val();
                     self.f_busy.d.next = false;
-                } else {
-                    self.mcnt.d.next = self.mcnt.q.val() + bit_cast::<32, 9>(self.f_count.q.val());
                 }
             }
         }

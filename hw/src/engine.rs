@@ -132,6 +132,11 @@ pub struct Engine<
     // Filler.
     f_busy: DFF<bool>,
     f_t: DFF<Bits<10>>,
+    // Port A's filler addresses, registered ahead of their cycle (the address mux feeds every
+    // bank's row decode): `f_t == 0`, the descriptor address and the table chunk address.
+    f_t0: DFF<bool>,
+    f_dadr: DFF<Bits<32>>,
+    f_cadr: DFF<Bits<32>>,
     f_col: DFF<Bits<32>>,
     f_c: DFF<Bits<10>>,
     f_buf: DFF<bool>,
@@ -322,6 +327,9 @@ impl<
             osel2: Default::default(),
             f_busy: Default::default(),
             f_t: Default::default(),
+            f_t0: Default::default(),
+            f_dadr: Default::default(),
+            f_cadr: Default::default(),
             f_col: Default::default(),
             f_c: Default::default(),
             f_buf: Default::default(),
@@ -425,12 +433,12 @@ impl<
     fn update(&mut self) {
         dff_setup!(
             self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra, rb,
-            lo_a2, osel, osel2, f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0,
-            f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad, f_p01, f_p23, f_nb,
-            tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first,
-            a_rem, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask,
-            sx_count, sx_buf, sx_row, sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem,
-            s1_first, s2_act, s3_act
+            lo_a2, osel, osel2, f_busy, f_t, f_t0, f_dadr, f_cadr, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits,
+            f_bmask, f_tab, f_r0, f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad,
+            f_p01, f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count,
+            a_buf, a_first, a_rem, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte,
+            sx_v, sx_bmask, sx_count, sx_buf, sx_row, sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row,
+            s1_rem, s1_first, s2_act, s3_act
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -442,9 +450,9 @@ impl<
         self.adds.next = self.acnt.q.val();
 
         // ---- Memory ports. Port A: filler (descriptor, table chunks) or bus/CRC.
-        self.pa.next = self.f_tab.q.val() + (bit_cast::<32, 16>(self.f_bpos.q.val()) >> 2);
-        if self.f_t.q.val() == 0 {
-            self.pa.next = self.basev.q.val() + (self.f_col.q.val() << 1);
+        self.pa.next = self.f_cadr.q.val();
+        if self.f_t0.q.val() {
+            self.pa.next = self.f_dadr.q.val();
         }
         if !self.own.val() {
             self.pa.next = self.b_wraddr.val();
@@ -636,9 +644,12 @@ impl<
             // Count up to the column's last write, then hold until the phase ends.
             if self.f_t.q.val() != self.f_c.q.val() + 6 {
                 self.f_t.d.next = self.f_t.q.val() + 1;
+                self.f_t0.d.next = false;
             }
             if self.f_t.q.val() >= 4 {
                 self.f_bpos.d.next = self.f_bpos.q.val() + self.k_mults.val();
+                self.f_cadr.d.next =
+                    self.f_tab.q.val() + (bit_cast::<32, 16>(self.f_bpos.q.val() + self.k_mults.val()) >> 2);
             }
             if self.f_t.q.val() == 3 {
                 self.f_bpos.d.next = 0.into();
@@ -650,6 +661,7 @@ impl<
                 self.f_bits.d.next = bit_cast::<4, 8>(self.dbits.val());
                 self.f_bmask.d.next = bit_cast::<8, 9>((bit_cast::<9, 8>(1.into()) << self.dbits.val()) - 1);
                 self.f_tab.d.next = self.basev.q.val() + (self.d0.val() & 0xFF_FFFF);
+                self.f_cadr.d.next = self.basev.q.val() + (self.d0.val() & 0xFF_FFFF);
                 self.f_r0.d.next = self.basev.q.val() + (self.d1.val() & 0xFF_FFFF);
                 self.f_c.d.next = (bit_cast::<10, 9>(self.cnt.val()) + self.k_mm1.val()) >> self.k_logm.val();
                 self.f_act.d.next = self.f_act1.q.val();
@@ -733,7 +745,9 @@ impl<
                 self.a_rem.d.next = self.nout.q.val();
                 self.acnt.d.next = self.acnt.q.val() + self.nout.q.val();
                 self.f_t.d.next = 0.into();
+                self.f_t0.d.next = true;
                 self.f_col.d.next = self.f_col.q.val() + 1;
+                self.f_dadr.d.next = self.basev.q.val() + ((self.f_col.q.val() + 1) << 1);
                 self.f_buf.d.next = !self.f_buf.q.val();
                 if self.f_col.q.val() + 1 >= self.nin.q.val() {
                     self.f_busy.d.next = false;
@@ -784,6 +798,8 @@ impl<
             self.percol.d.next = (self.n_out.val() + 3) >> 2;
             self.f_col.d.next = 0.into();
             self.f_t.d.next = 0.into();
+            self.f_t0.d.next = true;
+            self.f_dadr.d.next = self.base.val();
             self.f_buf.d.next = false;
             self.a_g.d.next = 0.into();
             self.a_p.d.next = 0.into();

@@ -208,7 +208,10 @@ pub struct Engine<
     s1_rem: DFF<Bits<32>>,
     s1_first: DFF<bool>,
     s2_act: DFF<Bits<8>>,
-    s3_act: DFF<Bits<8>>,
+    // The input buffer's read address, registered (its LUT-RAM read mux is deep), and the dense
+    // byte select that meets its data.
+    ibuf_ra: DFF<Bits<IA>>,
+    sx_byte: DFF<Bits<2>>,
 
     k_dense: Constant<bool>,
     k_nbmask: Constant<Bits<32>>,
@@ -397,7 +400,8 @@ impl<
             s1_rem: Default::default(),
             s1_first: Default::default(),
             s2_act: Default::default(),
-            s3_act: Default::default(),
+            ibuf_ra: Default::default(),
+            sx_byte: Default::default(),
             k_dense: Constant::new(dense),
             k_nbmask: k32(NB as u64 - 1),
             k_lognb: k32(NB.trailing_zeros() as u64),
@@ -438,7 +442,7 @@ impl<
             f_p01, f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count,
             a_buf, a_first, a_rem, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte,
             sx_v, sx_bmask, sx_count, sx_buf, sx_row, sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row,
-            s1_rem, s1_first, s2_act, s3_act
+            s1_rem, s1_first, s2_act, ibuf_ra, sx_byte
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -486,25 +490,28 @@ impl<
         self.b_wrdata.next = self.winr.val().get_bits::<32>(0);
 
         // Input buffer: the filler's column (CREW) or the issued column (dense); bus when idle.
-        self.ibuf.read_address.next = bit_cast::<IA, 32>(self.f_col.q.val() >> 2);
+        // Read data two cycles after the address: the bus's memory read timing; the filler's
+        // column stays put for a whole phase; dense meets it with sx_byte and act1/s2_act.
+        self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.f_col.q.val() >> 2);
         if self.k_dense.val() {
-            self.ibuf.read_address.next = bit_cast::<IA, 32>(self.a_col.q.val() >> 2);
+            self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.a_col.q.val() >> 2);
         }
         if !self.own.val() {
-            self.ibuf.read_address.next = bit_cast::<IA, 32>(self.b_word.val());
+            self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.b_word.val());
         }
+        self.ibuf.read_address.next = self.ibuf_ra.q.val();
         self.ibuf.write_address.next = bit_cast::<IA, 32>(self.b_word.val());
         self.ibuf.write_data.next = self.b_wdata.val();
         self.ibuf.write_enable.next = self.b_iwe.val() && !self.own.val();
         self.b_irdata.next = self.ibuf.read_data.val();
-        self.ibsel.next = self.s0_byte.q.val();
+        self.sx_byte.d.next = self.s0_byte.q.val();
+        self.ibsel.next = self.sx_byte.q.val();
         if !self.k_dense.val() {
             self.ibsel.next = bit_cast::<2, 32>(self.f_col.q.val());
         }
         self.ibyte.next = bit_cast::<8, 32>(self.ibuf.read_data.val() >> (bit_cast::<32, 2>(self.ibsel.val()) << 3));
         self.act1.d.next = self.ibyte.val();
         self.s2_act.d.next = self.act1.q.val();
-        self.s3_act.d.next = self.s2_act.q.val();
         // The index stream: the bank words are registered at a + 1 (stage 0); each lane picks its
         // 16 bits of them at a + 2 (stage x) and unpacks its index at a + 3 (stage 1).
         self.sx_v.d.next = self.s0_v.q.val();
@@ -550,7 +557,7 @@ impl<
             self.lanes[l].s1_row.next = self.s1_row.q.val();
             self.lanes[l].s1_rem.next = self.s1_rem.q.val();
             self.lanes[l].s1_first.next = self.s1_first.q.val();
-            self.lanes[l].act.next = self.s3_act.q.val();
+            self.lanes[l].act.next = self.s2_act.q.val();
         }
         for l in 0..(L - 1usize) {
             self.lanes[l].ord_in.next = self.lanes[l + 1].ord_out.val();

@@ -14,13 +14,15 @@
 //! accumulates column `s` (one output group of `L` outputs per cycle, `acc = ceil(n_out / L)`
 //! cycles) while the filler fills column `s + 1` into the other table buffer
 //! (`fill = FILL_LATENCY + ceil(|U| / M)` cycles). A phase ends when both are done, so it lasts
-//! `max(acc, fill)`. Three drain cycles after the last group (window register, lane stage 1,
-//! lane stage 2), the last accumulator write happens and `done` pulses. That is
-//! `crew_core::cycles::crew_counts` term by term.
+//! `max(acc, fill)`. Five drain cycles after the last group (bank-word register, the lanes'
+//! index-bits register, lane stages 1 to 3), the last accumulator write happens and `done`
+//! pulses. That is `crew_core::cycles::crew_counts` term by term.
 //!
 //! Filler, relative cycle `t`: 0 read the descriptor (port A window) and the input word;
-//! 1 register them; 2 decode and check the descriptor; `3 .. C + 2` read table chunk `t - 3`
-//! (`M` bytes); `4 .. C + 3` multiply; `5 .. C + 4` write the products to every lane's table.
+//! 1 register the bank words; 2 rotate, register the descriptor words; 3 decode; `4 .. C + 3`
+//! read table chunk `t - 4` (`M` bytes; the range check ends at 6); `5 .. C + 4` register the
+//! bank words; `6 .. C + 5` multiply; `7 .. C + 6` write the products to every lane's table.
+//! Every block RAM output is registered before it feeds logic (Fmax, docs/hw.md).
 //!
 //! # Schedule (dense)
 //!
@@ -181,7 +183,8 @@ pub struct Engine<
     a_buf: DFF<bool>,
     a_first: DFF<bool>,
     a_rem: DFF<Bits<32>>,
-    // Stage 0 (index window arriving from the banks), then stage 1 (the lanes take these).
+    // The issued group's parameters at a + 1 (stage 0, bank words arriving), a + 2 (stage x) and
+    // a + 3 (stage 1, the lanes take these).
     s0_v: DFF<bool>,
     s0_s: DFF<Bits<16>>,
     s0_b: DFF<Bits<4>>,

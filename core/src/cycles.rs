@@ -21,12 +21,13 @@ use crate::config::{CoreKind, DeviceConfig};
 /// Cycles from START to the first descriptor request (dimension checks).
 pub const START_CYCLES: u64 = 2;
 /// Cycles of a column's table fill beyond its multiplications (crew-hw's filler): descriptor read,
-/// register, decode and check, then multiply and table write after the last chunk read.
-pub const FILL_LATENCY: u64 = 5;
-/// Cycles after the last output group is issued until DONE (crew-hw's lane pipeline): the
-/// index window arrives and is registered, the indices are unpacked with the product and
-/// accumulator reads, then the add and accumulator write.
-pub const DRAIN_CYCLES: u64 = 3;
+/// bank-word register, rotate, decode (the range check overlaps the chunk reads), then after the
+/// last chunk read the bank-word register, multiply and table write.
+pub const FILL_LATENCY: u64 = 7;
+/// Cycles after the last output group is issued until DONE (crew-hw's lane pipeline): the bank
+/// words arrive and are registered, each lane registers its index bits, unpacks its index with
+/// the product and accumulator reads, registers their data, then adds and writes back.
+pub const DRAIN_CYCLES: u64 = 5;
 
 /// Operation counts and cycles of one run of one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,9 +94,10 @@ mod tests {
     #[test]
     fn crew_hand_computed() {
         let cfg = DeviceConfig { lanes: 4, groups: 2, mults: 2, ..DeviceConfig::ECP5_25F };
-        // n_out = 10 -> acc = 3; fills: 5+1=6, 5+3=8 | 5+2=7 -> steps F = [8, 7], F(2) = 0.
+        // n_out = 10 -> acc = 3; fills: 7+1=8, 7+3=10 | 7+2=9 -> steps F = [10, 9], F(2) = 0.
         let c = crew_counts(&cfg, 10, &[2, 5, 4]);
-        assert_eq!(c.cycles, START_CYCLES + 8 + 7 + 3 + DRAIN_CYCLES);
+        assert_eq!(FILL_LATENCY, 7);
+        assert_eq!(c.cycles, START_CYCLES + 10 + 9 + 3 + DRAIN_CYCLES);
         assert_eq!(c.mults, 11);
         assert_eq!(c.adds, 30);
     }

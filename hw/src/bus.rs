@@ -51,7 +51,8 @@ pub struct Shell {
 
     // Memory bus side: word offset in the addressed window, write data, write strobes (never
     // while busy), the weight read address (the bus, or the CRC engine while busy) and the read
-    // data, one cycle after the address.
+    // data, two cycles after the address (the engine registers the block RAM outputs; the
+    // master holds the address meanwhile).
     pub m_word: Signal<Out, Bits<32>>,
     pub m_wdata: Signal<Out, Bits<32>>,
     pub m_wwe: Signal<Out, bool>,
@@ -64,6 +65,9 @@ pub struct Shell {
 
     // Registers.
     ack: DFF<bool>,
+    /// The access acknowledged now is a memory read: its data and `ready` come a cycle later.
+    slow: DFF<bool>,
+    ackm: DFF<bool>,
     rsel: DFF<Bits<2>>,
     rreg: DFF<Bits<32>>,
     r_ctrl: DFF<Bits<32>>,
@@ -190,6 +194,8 @@ impl Shell {
             m_irdata: Default::default(),
             m_ordata: Default::default(),
             ack: Default::default(),
+            slow: Default::default(),
+            ackm: Default::default(),
             rsel: Default::default(),
             rreg: Default::default(),
             r_ctrl: Default::default(),
@@ -277,8 +283,8 @@ impl Logic for Shell {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, ack, rsel, rreg, r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc, r_mul, r_add,
-            r_scr, busy, done, err, code, st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
+            self, clock, ack, slow, ackm, rsel, rreg, r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc,
+            r_mul, r_add, r_scr, busy, done, err, code, st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
         );
         // Address decode.
         self.is_w.next = self.addr.val() >= self.k_weight_window.val();
@@ -294,10 +300,13 @@ impl Logic for Shell {
         if self.is_i.val() {
             self.word.next = (self.addr.val() - self.k_input_window.val()) >> 2;
         }
-        self.acc_go.next = self.valid.val() && !self.ack.q.val();
+        self.acc_go.next = self.valid.val() && !self.ack.q.val() && !self.ackm.q.val();
         self.wr.next = self.acc_go.val() && self.we.val();
         self.ack.d.next = self.acc_go.val();
-        self.ready.next = self.ack.q.val();
+        self.slow.d.next =
+            self.acc_go.val() && !self.we.val() && (self.is_w.val() || self.is_i.val() || self.is_o.val());
+        self.ackm.d.next = self.slow.q.val();
+        self.ready.next = (self.ack.q.val() && !self.slow.q.val()) || self.ackm.q.val();
 
         // Memory ports: the bus owns them when idle; the CRC engine reads weight memory.
         self.m_word.next = self.word.val();
@@ -317,7 +326,8 @@ impl Logic for Shell {
             && (self.addr.val() == self.k_r_ctrl.val())
             && (self.wdata.val() & self.k_soft_reset.val()).any();
 
-        // Read path: register value latched now, memory data next cycle.
+        // Read path: register value latched now (ready next cycle), memory data two cycles later
+        // (rsel still holds the held address's window then).
         self.rsel.d.next = 0.into();
         if self.is_w.val() {
             self.rsel.d.next = 1.into();
@@ -495,7 +505,7 @@ impl Logic for Shell {
                     self.st.d.next = 0.into();
                 }
             }
-            // CRC: state 8 issues a read, 9 waits for the data, 10 shifts 32 bits.
+            // CRC: state 8 issues a read, 9 and 11 wait for the data, 10 shifts 32 bits.
             8 => {
                 if self.crc_left.q.val() == 0 {
                     self.r_crcv.d.next = !self.r_crcv.q.val();
@@ -507,6 +517,9 @@ impl Logic for Shell {
                 }
             }
             9 => {
+                self.st.d.next = 11.into();
+            }
+            11 => {
                 self.crc_word.d.next = self.m_wrdata.val();
                 self.crc_bit.d.next = 0.into();
                 self.crc_addr.d.next = self.crc_addr.q.val() + 1;

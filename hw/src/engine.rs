@@ -14,13 +14,15 @@
 //! accumulates column `s` (one output group of `L` outputs per cycle, `acc = ceil(n_out / L)`
 //! cycles) while the filler fills column `s + 1` into the other table buffer
 //! (`fill = FILL_LATENCY + ceil(|U| / M)` cycles). A phase ends when both are done, so it lasts
-//! `max(acc, fill)`. Three drain cycles after the last group (window register, lane stage 1,
-//! lane stage 2), the last accumulator write happens and `done` pulses. That is
-//! `crew_core::cycles::crew_counts` term by term.
+//! `max(acc, fill)`. Five drain cycles after the last group (bank-word register, the lanes'
+//! index-bits register, lane stages 1 to 3), the last accumulator write happens and `done`
+//! pulses. That is `crew_core::cycles::crew_counts` term by term.
 //!
 //! Filler, relative cycle `t`: 0 read the descriptor (port A window) and the input word;
-//! 1 register them; 2 decode and check the descriptor; `3 .. C + 2` read table chunk `t - 3`
-//! (`M` bytes); `4 .. C + 3` multiply; `5 .. C + 4` write the products to every lane's table.
+//! 1 register the bank words; 2 rotate, register the descriptor words; 3 decode; `4 .. C + 3`
+//! read table chunk `t - 4` (`M` bytes; the range check ends at 6); `5 .. C + 4` register the
+//! bank words; `6 .. C + 5` multiply; `7 .. C + 6` write the products to every lane's table.
+//! Every block RAM output is registered before it feeds logic (Fmax, docs/hw.md).
 //!
 //! # Schedule (dense)
 //!
@@ -88,10 +90,8 @@ pub struct Engine<
     pb: Signal<Local, Bits<32>>,
     rawa: Signal<Local, Bits<NBW>>,
     rawb: Signal<Local, Bits<NBW>>,
-    wina: Signal<Local, Bits<NBW>>,
-    winb: Signal<Local, Bits<NBW>>,
-    sha: Signal<Local, Bits<16>>,
-    shb: Signal<Local, Bits<16>>,
+    winr: Signal<Local, Bits<NBW>>,
+    shr: Signal<Local, Bits<16>>,
     ibyte: Signal<Local, Bits<8>>,
     ibsel: Signal<Local, Bits<2>>,
     d0: Signal<Local, Bits<32>>,
@@ -104,8 +104,6 @@ pub struct Engine<
     nb1: Signal<Local, Bits<32>>,
     nb2: Signal<Local, Bits<32>>,
     nb3: Signal<Local, Bits<32>>,
-    tend: Signal<Local, Bits<32>>,
-    rend: Signal<Local, Bits<32>>,
     f_rd: Signal<Local, bool>,
     f_fin: Signal<Local, bool>,
     a_fin: Signal<Local, bool>,
@@ -114,8 +112,8 @@ pub struct Engine<
 
     // Run state.
     running: DFF<bool>,
-    drain: DFF<Bits<2>>,
-    pend: DFF<Bits<2>>,
+    drain: DFF<Bits<3>>,
+    pend: DFF<Bits<3>>,
     nout: DFF<Bits<32>>,
     nin: DFF<Bits<32>>,
     basev: DFF<Bits<32>>,
@@ -126,10 +124,21 @@ pub struct Engine<
     acnt: DFF<Bits<32>>,
     lo_a: DFF<Bits<16>>,
     lo_b: DFF<Bits<16>>,
+    // The bank read data registered right after the block RAMs (their clock-to-out is ~5.6 ns),
+    // with the window offsets delayed to match.
+    ra: DFF<Bits<NBW>>,
+    rb: DFF<Bits<NBW>>,
+    lo_a2: DFF<Bits<16>>,
     osel: DFF<Bits<16>>,
+    osel2: DFF<Bits<16>>,
     // Filler.
     f_busy: DFF<bool>,
     f_t: DFF<Bits<10>>,
+    // Port A's filler addresses, registered ahead of their cycle (the address mux feeds every
+    // bank's row decode): `f_t == 0`, the descriptor address and the table chunk address.
+    f_t0: DFF<bool>,
+    f_dadr: DFF<Bits<32>>,
+    f_cadr: DFF<Bits<32>>,
     f_col: DFF<Bits<32>>,
     f_c: DFF<Bits<10>>,
     f_buf: DFF<bool>,
@@ -146,8 +155,19 @@ pub struct Engine<
     dd1: DFF<Bits<32>>,
     f_bpos: DFF<Bits<16>>,
     f_boff: DFF<Bits<2>>,
+    f_boff2: DFF<Bits<2>>,
     f_rv: DFF<bool>,
     f_row: DFF<Bits<TA>>,
+    f_rv2: DFF<bool>,
+    f_row2: DFF<Bits<TA>>,
+    // Descriptor check, pipelined over t = 3..6: width check, n_out * bits in two halves, then
+    // their sum, the table and run ends, and the comparison at t = 6.
+    f_wbad: DFF<bool>,
+    f_p01: DFF<Bits<32>>,
+    f_p23: DFF<Bits<32>>,
+    f_nb: DFF<Bits<32>>,
+    tend: DFF<Bits<32>>,
+    rend: DFF<Bits<32>>,
     f_wv: DFF<bool>,
     f_wrow: DFF<Bits<TA>>,
     f_prod: DFF<Bits<PW>>,
@@ -163,7 +183,8 @@ pub struct Engine<
     a_buf: DFF<bool>,
     a_first: DFF<bool>,
     a_rem: DFF<Bits<32>>,
-    // Stage 0 (index window arriving from the banks), then stage 1 (the lanes take these).
+    // The issued group's parameters at a + 1 (stage 0, bank words arriving), a + 2 (stage x) and
+    // a + 3 (stage 1, the lanes take these).
     s0_v: DFF<bool>,
     s0_s: DFF<Bits<16>>,
     s0_b: DFF<Bits<4>>,
@@ -174,11 +195,15 @@ pub struct Engine<
     s0_rem: DFF<Bits<32>>,
     s0_first: DFF<bool>,
     s0_byte: DFF<Bits<2>>,
-    win1: DFF<Bits<NBW>>,
+    sx_v: DFF<bool>,
+    sx_bmask: DFF<Bits<8>>,
+    sx_count: DFF<Bits<9>>,
+    sx_buf: DFF<bool>,
+    sx_row: DFF<Bits<OBA>>,
+    sx_rem: DFF<Bits<32>>,
+    sx_first: DFF<bool>,
     act1: DFF<Bits<8>>,
     s1_v: DFF<bool>,
-    s1_s: DFF<Bits<16>>,
-    s1_b: DFF<Bits<4>>,
     s1_bmask: DFF<Bits<8>>,
     s1_count: DFF<Bits<9>>,
     s1_buf: DFF<bool>,
@@ -186,6 +211,10 @@ pub struct Engine<
     s1_rem: DFF<Bits<32>>,
     s1_first: DFF<bool>,
     s2_act: DFF<Bits<8>>,
+    // The input buffer's read address, registered (its LUT-RAM read mux is deep), and the dense
+    // byte select that meets its data.
+    ibuf_ra: DFF<Bits<IA>>,
+    sx_byte: DFF<Bits<2>>,
 
     k_dense: Constant<bool>,
     k_nbmask: Constant<Bits<32>>,
@@ -265,10 +294,8 @@ impl<
             pb: Default::default(),
             rawa: Default::default(),
             rawb: Default::default(),
-            wina: Default::default(),
-            winb: Default::default(),
-            sha: Default::default(),
-            shb: Default::default(),
+            winr: Default::default(),
+            shr: Default::default(),
             ibyte: Default::default(),
             ibsel: Default::default(),
             d0: Default::default(),
@@ -281,8 +308,6 @@ impl<
             nb1: Default::default(),
             nb2: Default::default(),
             nb3: Default::default(),
-            tend: Default::default(),
-            rend: Default::default(),
             f_rd: Default::default(),
             f_fin: Default::default(),
             a_fin: Default::default(),
@@ -301,9 +326,16 @@ impl<
             acnt: Default::default(),
             lo_a: Default::default(),
             lo_b: Default::default(),
+            ra: Default::default(),
+            rb: Default::default(),
+            lo_a2: Default::default(),
             osel: Default::default(),
+            osel2: Default::default(),
             f_busy: Default::default(),
             f_t: Default::default(),
+            f_t0: Default::default(),
+            f_dadr: Default::default(),
+            f_cadr: Default::default(),
             f_col: Default::default(),
             f_c: Default::default(),
             f_buf: Default::default(),
@@ -320,8 +352,17 @@ impl<
             dd1: Default::default(),
             f_bpos: Default::default(),
             f_boff: Default::default(),
+            f_boff2: Default::default(),
             f_rv: Default::default(),
             f_row: Default::default(),
+            f_rv2: Default::default(),
+            f_row2: Default::default(),
+            f_wbad: Default::default(),
+            f_p01: Default::default(),
+            f_p23: Default::default(),
+            f_nb: Default::default(),
+            tend: Default::default(),
+            rend: Default::default(),
             f_wv: Default::default(),
             f_wrow: Default::default(),
             f_prod: Default::default(),
@@ -346,11 +387,15 @@ impl<
             s0_rem: Default::default(),
             s0_first: Default::default(),
             s0_byte: Default::default(),
-            win1: Default::default(),
+            sx_v: Default::default(),
+            sx_bmask: Default::default(),
+            sx_count: Default::default(),
+            sx_buf: Default::default(),
+            sx_row: Default::default(),
+            sx_rem: Default::default(),
+            sx_first: Default::default(),
             act1: Default::default(),
             s1_v: Default::default(),
-            s1_s: Default::default(),
-            s1_b: Default::default(),
             s1_bmask: Default::default(),
             s1_count: Default::default(),
             s1_buf: Default::default(),
@@ -358,6 +403,8 @@ impl<
             s1_rem: Default::default(),
             s1_first: Default::default(),
             s2_act: Default::default(),
+            ibuf_ra: Default::default(),
+            sx_byte: Default::default(),
             k_dense: Constant::new(dense),
             k_nbmask: k32(NB as u64 - 1),
             k_lognb: k32(NB.trailing_zeros() as u64),
@@ -392,11 +439,13 @@ impl<
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, osel,
-            f_busy, f_t, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0, f_act, f_act1, dd0,
-            dd1, f_bpos, f_boff, f_rv, f_row, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask,
-            a_count, a_buf, a_first, a_rem, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first,
-            s0_byte, win1, act1, s1_v, s1_s, s1_b, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act
+            self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra, rb,
+            lo_a2, osel, osel2, f_busy, f_t, f_t0, f_dadr, f_cadr, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits,
+            f_bmask, f_tab, f_r0, f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad,
+            f_p01, f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count,
+            a_buf, a_first, a_rem, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte,
+            sx_v, sx_bmask, sx_count, sx_buf, sx_row, sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row,
+            s1_rem, s1_first, s2_act, ibuf_ra, sx_byte
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -408,9 +457,9 @@ impl<
         self.adds.next = self.acnt.q.val();
 
         // ---- Memory ports. Port A: filler (descriptor, table chunks) or bus/CRC.
-        self.pa.next = self.f_tab.q.val() + (bit_cast::<32, 16>(self.f_bpos.q.val()) >> 2);
-        if self.f_t.q.val() == 0 {
-            self.pa.next = self.basev.q.val() + (self.f_col.q.val() << 1);
+        self.pa.next = self.f_cadr.q.val();
+        if self.f_t0.q.val() {
+            self.pa.next = self.f_dadr.q.val();
         }
         if !self.own.val() {
             self.pa.next = self.b_wraddr.val();
@@ -432,48 +481,61 @@ impl<
         }
         self.lo_a.d.next = bit_cast::<16, 32>(self.pa.val() & self.k_nbmask.val());
         self.lo_b.d.next = bit_cast::<16, 32>(self.pb.val() & self.k_nbmask.val());
-        // Windows: the bank words rotated so that word 0 is the addressed one.
+        self.lo_a2.d.next = self.lo_a.q.val();
+        // Windows: the bank words, registered after the block RAMs, rotated so that word 0 is the
+        // addressed one (the shell gives bus and CRC reads of port A two cycles).
         self.rawa.next = self.banks[0].a_cout.val();
         self.rawb.next = self.banks[0].b_cout.val();
-        self.sha.next = self.lo_a.q.val() << 5;
-        self.shb.next = self.lo_b.q.val() << 5;
-        self.wina.next = (self.rawa.val() >> self.sha.val()) | (self.rawa.val() << (self.k_nbw.val() - self.sha.val()));
-        self.winb.next = (self.rawb.val() >> self.shb.val()) | (self.rawb.val() << (self.k_nbw.val() - self.shb.val()));
-        self.b_wrdata.next = self.wina.val().get_bits::<32>(0);
+        self.ra.d.next = self.rawa.val();
+        self.rb.d.next = self.rawb.val();
+        self.shr.next = self.lo_a2.q.val() << 5;
+        self.winr.next = (self.ra.q.val() >> self.shr.val()) | (self.ra.q.val() << (self.k_nbw.val() - self.shr.val()));
+        self.b_wrdata.next = self.winr.val().get_bits::<32>(0);
 
         // Input buffer: the filler's column (CREW) or the issued column (dense); bus when idle.
-        self.ibuf.read_address.next = bit_cast::<IA, 32>(self.f_col.q.val() >> 2);
+        // Read data two cycles after the address: the bus's memory read timing; the filler's
+        // column stays put for a whole phase; dense meets it with sx_byte and act1/s2_act.
+        self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.f_col.q.val() >> 2);
         if self.k_dense.val() {
-            self.ibuf.read_address.next = bit_cast::<IA, 32>(self.a_col.q.val() >> 2);
+            self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.a_col.q.val() >> 2);
         }
         if !self.own.val() {
-            self.ibuf.read_address.next = bit_cast::<IA, 32>(self.b_word.val());
+            self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.b_word.val());
         }
+        self.ibuf.read_address.next = self.ibuf_ra.q.val();
         self.ibuf.write_address.next = bit_cast::<IA, 32>(self.b_word.val());
         self.ibuf.write_data.next = self.b_wdata.val();
         self.ibuf.write_enable.next = self.b_iwe.val() && !self.own.val();
         self.b_irdata.next = self.ibuf.read_data.val();
-        self.ibsel.next = self.s0_byte.q.val();
+        self.sx_byte.d.next = self.s0_byte.q.val();
+        self.ibsel.next = self.sx_byte.q.val();
         if !self.k_dense.val() {
             self.ibsel.next = bit_cast::<2, 32>(self.f_col.q.val());
         }
         self.ibyte.next = bit_cast::<8, 32>(self.ibuf.read_data.val() >> (bit_cast::<32, 2>(self.ibsel.val()) << 3));
         self.act1.d.next = self.ibyte.val();
         self.s2_act.d.next = self.act1.q.val();
-        // Register the index window (the bank read and the rotation take most of a cycle).
-        self.win1.d.next = self.winb.val();
-        self.s1_v.d.next = self.s0_v.q.val();
-        self.s1_s.d.next = self.s0_s.q.val();
-        self.s1_b.d.next = self.s0_b.q.val();
-        self.s1_bmask.d.next = self.s0_bmask.q.val();
-        self.s1_count.d.next = self.s0_count.q.val();
-        self.s1_buf.d.next = self.s0_buf.q.val();
-        self.s1_row.d.next = self.s0_row.q.val();
-        self.s1_rem.d.next = self.s0_rem.q.val();
-        self.s1_first.d.next = self.s0_first.q.val();
+        // The index stream: the bank words are registered at a + 1 (stage 0); each lane picks its
+        // 16 bits of them at a + 2 (stage x) and unpacks its index at a + 3 (stage 1).
+        self.sx_v.d.next = self.s0_v.q.val();
+        self.sx_bmask.d.next = self.s0_bmask.q.val();
+        self.sx_count.d.next = self.s0_count.q.val();
+        self.sx_buf.d.next = self.s0_buf.q.val();
+        self.sx_row.d.next = self.s0_row.q.val();
+        self.sx_rem.d.next = self.s0_rem.q.val();
+        self.sx_first.d.next = self.s0_first.q.val();
+        self.s1_v.d.next = self.sx_v.q.val();
+        self.s1_bmask.d.next = self.sx_bmask.q.val();
+        self.s1_count.d.next = self.sx_count.q.val();
+        self.s1_buf.d.next = self.sx_buf.q.val();
+        self.s1_row.d.next = self.sx_row.q.val();
+        self.s1_rem.d.next = self.sx_rem.q.val();
+        self.s1_first.d.next = self.sx_first.q.val();
 
         // ---- Lanes.
+        // The lanes answer a bus read from their registered accumulator read (two cycles).
         self.osel.d.next = bit_cast::<16, 32>(self.b_word.val() & self.k_lmask.val());
+        self.osel2.d.next = self.osel.q.val();
         for l in 0..L {
             self.lanes[l].clock.next = self.clock.val();
             self.lanes[l].own.next = self.own.val();
@@ -481,23 +543,24 @@ impl<
             self.lanes[l].bus_lane.next = bit_cast::<16, 32>(self.b_word.val() & self.k_lmask.val());
             self.lanes[l].bus_wdata.next = self.b_wdata.val();
             self.lanes[l].bus_we.next = self.b_owe.val() && !self.own.val();
-            self.lanes[l].bus_sel.next = self.osel.q.val();
+            self.lanes[l].bus_sel.next = self.osel2.q.val();
             self.lanes[l].ord_in.next = 0.into();
             self.lanes[l].err_in.next = false;
             self.lanes[l].tw_en.next = self.f_wv.q.val();
             self.lanes[l].tw_row.next = self.f_wrow.q.val();
             self.lanes[l].tw_data.next = self.f_prod.q.val();
-            self.lanes[l].win.next = self.win1.q.val();
+            self.lanes[l].s0_s.next = self.s0_s.q.val();
+            self.lanes[l].s0_b.next = self.s0_b.q.val();
+            self.lanes[l].s0_lo.next = self.lo_b.q.val();
+            self.lanes[l].raw.next = self.rb.q.val();
             self.lanes[l].s1_v.next = self.s1_v.q.val();
-            self.lanes[l].s1_s.next = self.s1_s.q.val();
-            self.lanes[l].s1_b.next = self.s1_b.q.val();
             self.lanes[l].s1_bmask.next = self.s1_bmask.q.val();
             self.lanes[l].s1_count.next = self.s1_count.q.val();
             self.lanes[l].s1_buf.next = self.s1_buf.q.val();
             self.lanes[l].s1_row.next = self.s1_row.q.val();
             self.lanes[l].s1_rem.next = self.s1_rem.q.val();
             self.lanes[l].s1_first.next = self.s1_first.q.val();
-            self.lanes[l].act2.next = self.s2_act.q.val();
+            self.lanes[l].act.next = self.s2_act.q.val();
         }
         for l in 0..(L - 1usize) {
             self.lanes[l].ord_in.next = self.lanes[l + 1].ord_out.val();
@@ -506,10 +569,10 @@ impl<
         self.b_ordata.next = self.lanes[0].ord_out.val();
         self.lerr.next = self.lanes[0].err_out.val();
 
-        // ---- Multipliers: chunk bytes of the port-A window times the column's activation.
+        // ---- Multipliers: chunk bytes of the registered port-A window times the activation.
         for k in 0..M {
             self.mul[k].act.next = self.f_act.q.val();
-            self.mul[k].wbyte.next = self.wina.val().get_bits::<8>(self.f_boff.q.val().index() * 8 + k * 8);
+            self.mul[k].wbyte.next = self.winr.val().get_bits::<8>(self.f_boff2.q.val().index() * 8 + k * 8);
             self.mul[k].pin.next = 0.into();
         }
         for k in 0..(M - 1usize) {
@@ -517,9 +580,10 @@ impl<
         }
 
         // ---- Filler (CREW).
-        // The descriptor words are registered at t = 1 and decoded at t = 2.
-        self.dd0.d.next = self.wina.val().get_bits::<32>(0);
-        self.dd1.d.next = self.wina.val().get_bits::<32>(32);
+        // The descriptor words arrive at t = 1 (registered), are rotated and registered at t = 2,
+        // decoded at t = 3 and checked at t = 4.
+        self.dd0.d.next = self.winr.val().get_bits::<32>(0);
+        self.dd1.d.next = self.winr.val().get_bits::<32>(32);
         self.f_act1.d.next = self.ibyte.val();
         self.d0.next = self.dd0.q.val();
         self.d1.next = self.dd1.q.val();
@@ -568,52 +632,66 @@ impl<
         if self.dbits.val().get_bit(3) {
             self.nb3.next = self.nout.q.val() << 3;
         }
-        self.tend.next =
-            self.basev.q.val() + (self.d0.val() & 0xFF_FFFF) + ((bit_cast::<32, 9>(self.cnt.val()) + 3) >> 2);
-        self.rend.next = self.basev.q.val()
-            + (self.d1.val() & 0xFF_FFFF)
-            + ((self.nb0.val() + self.nb1.val() + self.nb2.val() + self.nb3.val() + 31) >> 5);
-        self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 3) && (self.f_t.q.val() < self.f_c.q.val() + 3);
+        // The range check's sums (as before, regrouped), registered every cycle from the values
+        // latched at t = 3: f_nb is valid from t = 5, tend from t = 5, rend from t = 6.
+        self.f_nb.d.next = self.f_p01.q.val() + self.f_p23.q.val();
+        self.tend.d.next = self.f_tab.q.val() + ((bit_cast::<32, 9>(self.f_count.q.val()) + 3) >> 2);
+        self.rend.d.next = self.f_r0.q.val() + ((self.f_nb.q.val() + 31) >> 5);
+        self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 4) && (self.f_t.q.val() < self.f_c.q.val() + 4);
         self.f_rv.d.next = self.f_rd.val();
-        self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 3);
+        self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 4);
         if self.f_buf.q.val() {
-            self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 3) | self.k_bufbit.val();
+            self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 4) | self.k_bufbit.val();
         }
         self.f_boff.d.next = bit_cast::<2, 16>(self.f_bpos.q.val());
-        self.f_wv.d.next = self.f_rv.q.val();
-        self.f_wrow.d.next = self.f_row.q.val();
+        self.f_boff2.d.next = self.f_boff.q.val();
+        self.f_rv2.d.next = self.f_rv.q.val();
+        self.f_row2.d.next = self.f_row.q.val();
+        self.f_wv.d.next = self.f_rv2.q.val();
+        self.f_wrow.d.next = self.f_row2.q.val();
         self.f_prod.d.next = self.mul[0].pout.val();
         if self.f_busy.q.val() {
             // Count up to the column's last write, then hold until the phase ends.
-            if self.f_t.q.val() != self.f_c.q.val() + 4 {
+            if self.f_t.q.val() != self.f_c.q.val() + 6 {
                 self.f_t.d.next = self.f_t.q.val() + 1;
+                self.f_t0.d.next = false;
             }
-            if self.f_t.q.val() >= 3 {
+            if self.f_t.q.val() >= 4 {
                 self.f_bpos.d.next = self.f_bpos.q.val() + self.k_mults.val();
+                self.f_cadr.d.next =
+                    self.f_tab.q.val() + (bit_cast::<32, 16>(self.f_bpos.q.val() + self.k_mults.val()) >> 2);
             }
-            if self.f_t.q.val() == 2 {
+            if self.f_t.q.val() == 3 {
                 self.f_bpos.d.next = 0.into();
-                if self.dbits.val() != self.xbits.val() {
+                self.f_wbad.d.next = self.dbits.val() != self.xbits.val();
+                self.f_p01.d.next = self.nb0.val() + self.nb1.val();
+                self.f_p23.d.next = self.nb2.val() + self.nb3.val();
+                self.mcnt.d.next = self.mcnt.q.val() + bit_cast::<32, 9>(self.cnt.val());
+                self.f_count.d.next = self.cnt.val();
+                self.f_bits.d.next = bit_cast::<4, 8>(self.dbits.val());
+                self.f_bmask.d.next = bit_cast::<8, 9>((bit_cast::<9, 8>(1.into()) << self.dbits.val()) - 1);
+                self.f_tab.d.next = self.basev.q.val() + (self.d0.val() & 0xFF_FFFF);
+                self.f_cadr.d.next = self.basev.q.val() + (self.d0.val() & 0xFF_FFFF);
+                self.f_r0.d.next = self.basev.q.val() + (self.d1.val() & 0xFF_FFFF);
+                self.f_c.d.next = (bit_cast::<10, 9>(self.cnt.val()) + self.k_mm1.val()) >> self.k_logm.val();
+                self.f_act.d.next = self.f_act1.q.val();
+            }
+            // The chunk reads start at t = 4, before the check; a bad descriptor stops the filler
+            // at t = 6, before its column can reach the lanes (the phase ends at t = 7 at the
+            // earliest). MULT_COUNT is only reported by a run that ends without error.
+            if self.f_t.q.val() == 6 {
+                if self.f_wbad.q.val() {
                     self.f_err.d.next = true;
                     self.f_code.d.next = self.k_e_width.val();
                     self.f_busy.d.next = false;
-                } else if (self.tend.val() > self.k_wmem.val()) || (self.rend.val() > self.k_wmem.val()) {
+                } else if (self.tend.q.val() > self.k_wmem.val()) || (self.rend.q.val() > self.k_wmem.val()) {
                     self.f_err.d.next = true;
                     self.f_code.d.next = self.k_e_desc.val();
                     self.f_busy.d.next = false;
-                } else {
-                    self.f_count.d.next = self.cnt.val();
-                    self.f_bits.d.next = bit_cast::<4, 8>(self.dbits.val());
-                    self.f_bmask.d.next = bit_cast::<8, 9>((bit_cast::<9, 8>(1.into()) << self.dbits.val()) - 1);
-                    self.f_tab.d.next = self.basev.q.val() + (self.d0.val() & 0xFF_FFFF);
-                    self.f_r0.d.next = self.basev.q.val() + (self.d1.val() & 0xFF_FFFF);
-                    self.f_c.d.next = (bit_cast::<10, 9>(self.cnt.val()) + self.k_mm1.val()) >> self.k_logm.val();
-                    self.f_act.d.next = self.f_act1.q.val();
-                    self.mcnt.d.next = self.mcnt.q.val() + bit_cast::<32, 9>(self.cnt.val());
                 }
             }
         }
-        self.f_fin.next = self.k_dense.val() || !self.f_busy.q.val() || (self.f_t.q.val() == self.f_c.q.val() + 4);
+        self.f_fin.next = self.k_dense.val() || !self.f_busy.q.val() || (self.f_t.q.val() == self.f_c.q.val() + 6);
 
         // ---- Issue one output group per cycle.
         self.a_fin.next = !self.a_busy.q.val() || (self.a_g.q.val() == self.gm1.q.val());
@@ -657,11 +735,11 @@ impl<
                     self.mcnt.d.next = self.mcnt.q.val() + self.nout.q.val();
                 } else {
                     self.a_busy.d.next = false;
-                    self.drain.d.next = 3.into();
+                    self.drain.d.next = 5.into();
                 }
             } else if self.f_err.q.val() {
                 self.a_busy.d.next = false;
-                self.pend.d.next = 3.into();
+                self.pend.d.next = 4.into();
             } else if self.f_busy.q.val() {
                 // The filled column moves to the lanes; the filler takes the next one.
                 self.a_busy.d.next = true;
@@ -677,14 +755,16 @@ impl<
                 self.a_rem.d.next = self.nout.q.val();
                 self.acnt.d.next = self.acnt.q.val() + self.nout.q.val();
                 self.f_t.d.next = 0.into();
+                self.f_t0.d.next = true;
                 self.f_col.d.next = self.f_col.q.val() + 1;
+                self.f_dadr.d.next = self.basev.q.val() + ((self.f_col.q.val() + 1) << 1);
                 self.f_buf.d.next = !self.f_buf.q.val();
                 if self.f_col.q.val() + 1 >= self.nin.q.val() {
                     self.f_busy.d.next = false;
                 }
             } else {
                 self.a_busy.d.next = false;
-                self.drain.d.next = 3.into();
+                self.drain.d.next = 5.into();
             }
         }
         if self.drain.q.val() != 0 {
@@ -728,6 +808,8 @@ impl<
             self.percol.d.next = (self.n_out.val() + 3) >> 2;
             self.f_col.d.next = 0.into();
             self.f_t.d.next = 0.into();
+            self.f_t0.d.next = true;
+            self.f_dadr.d.next = self.base.val();
             self.f_buf.d.next = false;
             self.a_g.d.next = 0.into();
             self.a_p.d.next = 0.into();

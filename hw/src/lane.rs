@@ -3,19 +3,24 @@
 //! A [`Lane`] owns its slice of the accumulators (outputs `j` with `j % LANES == lane`, row
 //! `j / LANES`) and, for CREW, its private copy of the double-buffered product table. Its
 //! pipeline, for the output group `g` the engine issued in cycle `a` (the engine registers the
-//! index window arriving from the banks in cycle `a + 1`):
+//! bank words in cycle `a + 1`):
 //!
-//! * stage 1 (cycle `a + 2`): take the `b`-bit index at bit `s + lane * b` of the index window,
-//!   check it against the column's unique count, present the product-table row and the
-//!   accumulator row;
-//! * stage 2 (cycle `a + 3`): select the product (CREW) or multiply weight by activation
-//!   (dense), add it to the accumulator (or not, on the first column of a run without
-//!   ACCUMULATE) and write the accumulator back.
+//! * stage 0 (cycle `a + 1`): the index's bit offset `s + lane * b` in the window, and its byte in
+//!   the bank words (the window starts at bank word `lo`), registered;
+//! * stage x (cycle `a + 2`): register the 16 bank-word bits from that byte on (they hold the
+//!   index whatever its bit offset in the byte);
+//! * stage 1 (cycle `a + 3`): take the `b`-bit index from them, check it against the column's
+//!   unique count, present the product-table row and the accumulator row;
+//! * stage 2 (cycle `a + 4`): register the product-table row and the accumulator (block RAM
+//!   outputs are slow), or, dense, multiply weight by activation and register the product;
+//! * stage 3 (cycle `a + 5`): select the product, add it to the accumulator (or not, on the
+//!   first column of a run without ACCUMULATE) and write the accumulator back.
 //!
-//! Read-modify-write hazard: when stage 1 reads the row stage 2 writes in the same cycle, the
-//! written value is forwarded to the next cycle. In CREW mode the schedule never does that (a
-//! column phase lasts at least FILL_LATENCY + 1 cycles, more than the one cycle between the two
-//! stages); the dense baseline does it whenever `N_OUT <= LANES`.
+//! Read-modify-write hazard: the accumulator read in stage 1 misses the writes of the two groups
+//! ahead (their stage 3 is in the read's cycle or the next one), so stage 3 takes the sum of the
+//! group one ahead, else two ahead, when it wrote the same row (the match is registered a cycle
+//! early). CREW reaches this only when a column phase is that short, which it never is (a phase
+//! lasts at least FILL_LATENCY + 1 cycles); the dense baseline does whenever `N_OUT <= 2 LANES`.
 //!
 //! The product table holds `MULTS` products per row (`PW = 16 * MULTS` bits): the fill writes
 //! one row per cycle, and entry `k` of buffer `buf` is product `k % MULTS` of row
@@ -33,7 +38,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub bus_lane: Signal<In, Bits<16>>,
     pub bus_wdata: Signal<In, Bits<32>>,
     pub bus_we: Signal<In, bool>,
-    /// Lane whose read data the bus wants (registered by the engine).
+    /// Lane whose read data the bus wants (registered twice by the engine, to meet `aq3`).
     pub bus_sel: Signal<In, Bits<16>>,
     pub ord_in: Signal<In, Bits<32>>,
     pub ord_out: Signal<Out, Bits<32>>,
@@ -41,11 +46,14 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub tw_en: Signal<In, bool>,
     pub tw_row: Signal<In, Bits<TA>>,
     pub tw_data: Signal<In, Bits<PW>>,
+    // Stage 0, broadcast to all lanes: the window's bit offset, index width and first bank word.
+    pub s0_s: Signal<In, Bits<16>>,
+    pub s0_b: Signal<In, Bits<4>>,
+    pub s0_lo: Signal<In, Bits<16>>,
+    /// Stage x: the bank words, unrotated, registered after the block RAMs.
+    pub raw: Signal<In, Bits<NBW>>,
     // Stage 1, broadcast to all lanes.
-    pub win: Signal<In, Bits<NBW>>,
     pub s1_v: Signal<In, bool>,
-    pub s1_s: Signal<In, Bits<16>>,
-    pub s1_b: Signal<In, Bits<4>>,
     pub s1_bmask: Signal<In, Bits<8>>,
     pub s1_count: Signal<In, Bits<9>>,
     pub s1_buf: Signal<In, bool>,
@@ -54,7 +62,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub s1_rem: Signal<In, Bits<32>>,
     pub s1_first: Signal<In, bool>,
     /// Dense: the column's activation, at stage 2.
-    pub act2: Signal<In, Bits<8>>,
+    pub act: Signal<In, Bits<8>>,
     pub err_in: Signal<In, bool>,
     pub err_out: Signal<Out, bool>,
 
@@ -62,6 +70,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub acc: RAM<Bits<32>, OBA>,
 
     off: Signal<Local, Bits<32>>,
+    rot: Signal<Local, Bits<NBW>>,
     t0: Signal<Local, Bits<32>>,
     t1: Signal<Local, Bits<32>>,
     t2: Signal<Local, Bits<32>>,
@@ -76,13 +85,27 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     sum: Signal<Local, Bits<32>>,
     sext: Signal<Local, Bits<32>>,
 
+    bsel: DFF<Bits<16>>,
+    boff: DFF<Bits<3>>,
+    boff1: DFF<Bits<3>>,
+    w16: DFF<Bits<16>>,
     v2: DFF<bool>,
     row2: DFF<Bits<OBA>>,
     first2: DFF<bool>,
     sel2: DFF<Bits<8>>,
     w2: DFF<Bits<8>>,
-    fwd: DFF<bool>,
-    fwdv: DFF<Bits<32>>,
+    v3: DFF<bool>,
+    row3: DFF<Bits<OBA>>,
+    first3: DFF<bool>,
+    sel3: DFF<Bits<8>>,
+    tq3: DFF<Bits<PW>>,
+    aq3: DFF<Bits<32>>,
+    v4: DFF<bool>,
+    row4: DFF<Bits<OBA>>,
+    fwd1: DFF<bool>,
+    fwd2: DFF<bool>,
+    sum4: DFF<Bits<32>>,
+    sum5: DFF<Bits<32>>,
     errq: DFF<bool>,
 
     k_lane: Constant<Bits<16>>,
@@ -92,6 +115,8 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     k_bufbit: Constant<Bits<TA>>,
     k_dense: Constant<bool>,
     k_hi16: Constant<Bits<32>>,
+    k_nbw: Constant<Bits<16>>,
+    k_bytemask: Constant<Bits<32>>,
 }
 
 impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<TA, OBA, PW, NBW> {
@@ -111,22 +136,24 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             tw_en: Default::default(),
             tw_row: Default::default(),
             tw_data: Default::default(),
-            win: Default::default(),
+            s0_s: Default::default(),
+            s0_b: Default::default(),
+            s0_lo: Default::default(),
+            raw: Default::default(),
             s1_v: Default::default(),
-            s1_s: Default::default(),
-            s1_b: Default::default(),
             s1_bmask: Default::default(),
             s1_count: Default::default(),
             s1_buf: Default::default(),
             s1_row: Default::default(),
             s1_rem: Default::default(),
             s1_first: Default::default(),
-            act2: Default::default(),
+            act: Default::default(),
             err_in: Default::default(),
             err_out: Default::default(),
             tab: Default::default(),
             acc: Default::default(),
             off: Default::default(),
+            rot: Default::default(),
             t0: Default::default(),
             t1: Default::default(),
             t2: Default::default(),
@@ -140,13 +167,27 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             accv: Default::default(),
             sum: Default::default(),
             sext: Default::default(),
+            bsel: Default::default(),
+            boff: Default::default(),
+            boff1: Default::default(),
+            w16: Default::default(),
             v2: Default::default(),
             row2: Default::default(),
             first2: Default::default(),
             sel2: Default::default(),
             w2: Default::default(),
-            fwd: Default::default(),
-            fwdv: Default::default(),
+            v3: Default::default(),
+            row3: Default::default(),
+            first3: Default::default(),
+            sel3: Default::default(),
+            tq3: Default::default(),
+            aq3: Default::default(),
+            v4: Default::default(),
+            row4: Default::default(),
+            fwd1: Default::default(),
+            fwd2: Default::default(),
+            sum4: Default::default(),
+            sum5: Default::default(),
             errq: Default::default(),
             k_lane: Constant::new((lane as u64).to_bits()),
             k_lane32: Constant::new((lane as u64).to_bits()),
@@ -155,6 +196,8 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             k_bufbit: Constant::new((1u64 << (TA - 1)).to_bits()),
             k_dense: Constant::new(dense),
             k_hi16: Constant::new(0xFFFF_0000u64.to_bits()),
+            k_nbw: Constant::new((NBW as u64).to_bits()),
+            k_bytemask: Constant::new((NBW as u64 / 8 - 1).to_bits()),
         }
     }
 }
@@ -162,33 +205,48 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
 impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic for Lane<TA, OBA, PW, NBW> {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, v2, row2, first2, sel2, w2, fwd, fwdv, errq);
+        dff_setup!(
+            self, clock, bsel, boff, boff1, w16, v2, row2, first2, sel2, w2, v3, row3, first3, sel3, tq3, aq3, v4,
+            row4, fwd1, fwd2, sum4, sum5, errq
+        );
         self.tab.read_clock.next = self.clock.val();
         self.tab.write_clock.next = self.clock.val();
         self.acc.read_clock.next = self.clock.val();
         self.acc.write_clock.next = self.clock.val();
 
-        // Stage 1: unpack, check, address the product table and the accumulator.
-        // off = s + b * lane, as shifts and adds (no multiplier for a constant factor).
+        // Stage 0: off = s + b * lane, as shifts and adds (no multiplier for a constant factor);
+        // its byte in the unrotated bank words is off / 8 + 4 lo (mod the window's bytes).
         self.t0.next = 0.into();
-        if self.s1_b.val().get_bit(0) {
+        if self.s0_b.val().get_bit(0) {
             self.t0.next = self.k_lane32.val();
         }
         self.t1.next = 0.into();
-        if self.s1_b.val().get_bit(1) {
+        if self.s0_b.val().get_bit(1) {
             self.t1.next = self.k_lane32.val() << 1;
         }
         self.t2.next = 0.into();
-        if self.s1_b.val().get_bit(2) {
+        if self.s0_b.val().get_bit(2) {
             self.t2.next = self.k_lane32.val() << 2;
         }
         self.t3.next = 0.into();
-        if self.s1_b.val().get_bit(3) {
+        if self.s0_b.val().get_bit(3) {
             self.t3.next = self.k_lane32.val() << 3;
         }
         self.off.next =
-            bit_cast::<32, 16>(self.s1_s.val()) + self.t0.val() + self.t1.val() + self.t2.val() + self.t3.val();
-        self.idx.next = self.win.val().get_bits::<8>(self.off.val().index()) & self.s1_bmask.val();
+            bit_cast::<32, 16>(self.s0_s.val()) + self.t0.val() + self.t1.val() + self.t2.val() + self.t3.val();
+        self.bsel.d.next = bit_cast::<16, 32>(
+            ((self.off.val() >> 3) + (bit_cast::<32, 16>(self.s0_lo.val()) << 2)) & self.k_bytemask.val(),
+        );
+        self.boff.d.next = bit_cast::<3, 32>(self.off.val());
+
+        // Stage x: the 16 bits from that byte on, wrapping around the bank words.
+        self.rot.next = (self.raw.val() >> (self.bsel.q.val() << 3))
+            | (self.raw.val() << (self.k_nbw.val() - (self.bsel.q.val() << 3)));
+        self.w16.d.next = self.rot.val().get_bits::<16>(0);
+        self.boff1.d.next = self.boff.q.val();
+
+        // Stage 1: unpack, check, address the product table and the accumulator.
+        self.idx.next = self.w16.q.val().get_bits::<8>(self.boff1.q.val().index()) & self.s1_bmask.val();
         self.v1.next = self.s1_v.val() && (self.k_lane32.val() < self.s1_rem.val());
         // The index check is registered; the engine sees it one cycle after stage 1.
         self.errq.d.next = self.v1.val() && (bit_cast::<9, 8>(self.idx.val()) >= self.s1_count.val());
@@ -197,40 +255,60 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         if self.s1_buf.val() {
             self.tab.read_address.next = bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val()) | self.k_bufbit.val();
         }
-        self.v2.d.next = self.v1.val();
+        // Valid bits die while the engine does not own the lanes (abort, error), so that an
+        // aborted run's groups never write into the next run's accumulators.
+        self.v2.d.next = self.v1.val() && self.own.val();
         self.row2.d.next = self.s1_row.val();
         self.first2.d.next = self.s1_first.val();
         self.sel2.d.next = self.idx.val() & self.k_mmask.val();
         self.w2.d.next = self.idx.val();
 
-        // Stage 2: product, add, write back.
-        self.prod.next = self.tab.read_data.val().get_bits::<16>(self.sel2.q.val().index() * 16);
+        // Stage 2: register the block RAM outputs; dense multiplies here.
         self.wx.next = bit_cast::<16, 8>(self.w2.q.val());
         if self.w2.q.val().get_bit(7) {
             self.wx.next = bit_cast::<16, 8>(self.w2.q.val()) | 0xFF00;
         }
-        self.ax.next = bit_cast::<16, 8>(self.act2.val());
-        if self.act2.val().get_bit(7) {
-            self.ax.next = bit_cast::<16, 8>(self.act2.val()) | 0xFF00;
+        self.ax.next = bit_cast::<16, 8>(self.act.val());
+        if self.act.val().get_bit(7) {
+            self.ax.next = bit_cast::<16, 8>(self.act.val()) | 0xFF00;
         }
         self.mul.next = self.wx.val() * self.ax.val();
+        self.tq3.d.next = self.tab.read_data.val();
+        self.sel3.d.next = self.sel2.q.val();
         if self.k_dense.val() {
-            self.prod.next = bit_cast::<16, 32>(self.mul.val());
+            self.tq3.d.next = bit_cast::<PW, 16>(bit_cast::<16, 32>(self.mul.val()));
+            self.sel3.d.next = 0.into();
         }
+        self.aq3.d.next = self.acc.read_data.val();
+        self.v3.d.next = self.v2.q.val() && self.own.val();
+        self.row3.d.next = self.row2.q.val();
+        self.first3.d.next = self.first2.q.val();
+        // Forwarding, decided one cycle ahead: the group now in stage 3 (its sum is in sum4 next
+        // cycle) wins over the one that wrote last cycle (in sum5 next cycle).
+        self.fwd1.d.next = self.v2.q.val() && self.v3.q.val() && (self.row2.q.val() == self.row3.q.val());
+        self.fwd2.d.next = self.v2.q.val() && self.v4.q.val() && (self.row2.q.val() == self.row4.q.val());
+
+        // Stage 3: product, add, write back.
+        self.prod.next = self.tq3.q.val().get_bits::<16>(self.sel3.q.val().index() * 16);
         self.sext.next = bit_cast::<32, 16>(self.prod.val());
         if self.prod.val().get_bit(15) {
             self.sext.next = bit_cast::<32, 16>(self.prod.val()) | self.k_hi16.val();
         }
-        self.accv.next = self.acc.read_data.val();
-        if self.fwd.q.val() {
-            self.accv.next = self.fwdv.q.val();
+        self.accv.next = self.aq3.q.val();
+        if self.fwd2.q.val() {
+            self.accv.next = self.sum5.q.val();
+        }
+        if self.fwd1.q.val() {
+            self.accv.next = self.sum4.q.val();
         }
         self.sum.next = self.sext.val() + self.accv.val();
-        if self.first2.q.val() {
+        if self.first3.q.val() {
             self.sum.next = self.sext.val();
         }
-        self.fwd.d.next = self.v2.q.val() && self.v1.val() && (self.s1_row.val() == self.row2.q.val());
-        self.fwdv.d.next = self.sum.val();
+        self.v4.d.next = self.v3.q.val() && self.own.val();
+        self.row4.d.next = self.row3.q.val();
+        self.sum4.d.next = self.sum.val();
+        self.sum5.d.next = self.sum4.q.val();
 
         // Accumulator ports: the engine while it runs, the bus otherwise.
         self.acc.read_address.next = self.bus_row.val();
@@ -239,13 +317,13 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.acc.write_enable.next = self.bus_we.val() && (self.bus_lane.val() == self.k_lane.val());
         if self.own.val() {
             self.acc.read_address.next = self.s1_row.val();
-            self.acc.write_address.next = self.row2.q.val();
+            self.acc.write_address.next = self.row3.q.val();
             self.acc.write_data.next = self.sum.val();
-            self.acc.write_enable.next = self.v2.q.val();
+            self.acc.write_enable.next = self.v3.q.val();
         }
         self.ord_out.next = self.ord_in.val();
         if self.bus_sel.val() == self.k_lane.val() {
-            self.ord_out.next = self.ord_in.val() | self.acc.read_data.val();
+            self.ord_out.next = self.ord_in.val() | self.aq3.q.val();
         }
 
         // Product-table fill.

@@ -62,14 +62,15 @@ impl DeviceConfig {
         ibuf_depth: 1024,
         obuf_depth: 1024,
     };
-    /// Sized for the LFE5U-85F (208 EBR, 156 DSP). 32 lanes, 16 weight banks (65536 words =
-    /// 128 EBR); n_out 384 gives 12 cycles per column, accumulate-bound up to |U_i| = 112
-    /// (MiniLM's mean is 54, its maximum 156).
+    /// Sized for the LFE5U-85F (208 EBR, 156 DSP). 16 lanes, 8 weight banks (65536 words =
+    /// 128 EBR); n_out 384 gives 24 cycles per column, accumulate-bound up to |U_i| = 8 * (24 - 7)
+    /// = 136 (MiniLM's mean is 54, its maximum 156). 32 lanes do not fit: the board build needs
+    /// 88283 LUT4-equivalent cells of the 83640 (105%, docs/fpga.md).
     pub const ECP5_85F: DeviceConfig = DeviceConfig {
         kind: CoreKind::Crew,
-        lanes: 32,
+        lanes: 16,
         groups: 1,
-        mults: 16,
+        mults: 8,
         wmem_words: 65536,
         ibuf_depth: 2048,
         obuf_depth: 2048,
@@ -82,8 +83,8 @@ impl DeviceConfig {
         Self::PRESETS.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
     }
 
-    /// Small configurations for simulation: the presets' lanes and multipliers (and a 4-lane
-    /// one) with small memories, so that the RTL simulation (`--device sim`) runs in seconds.
+    /// Small configurations for simulation: the 25F preset's lanes and multipliers, a 4-lane
+    /// and a 32-lane one (wider than any part holds today), with small memories, so that the RTL simulation (`--device sim`) runs in seconds.
     /// The emulator takes the same names, so `emu:config=test25` and `sim:config=test25` are the
     /// same device.
     pub const SIM_CONFIGS: [(&'static str, DeviceConfig); 3] = [
@@ -140,7 +141,7 @@ impl DeviceConfig {
         DeviceConfig { kind, ..self }
     }
 
-    /// One line for people: `crew core, 32 lanes x 1 group(s), 16 multipliers per group, 65536 weight words`.
+    /// One line for people: `crew core, 16 lanes x 1 group(s), 8 multipliers per group, 65536 weight words`.
     pub fn describe(&self) -> String {
         format!(
             "{} core, {} lanes x {} group(s), {} multipliers per group, {} weight words",

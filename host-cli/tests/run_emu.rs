@@ -123,7 +123,7 @@ fn sim_prints_the_same_table_as_emu() {
     }
     let emu = ok(&["run", "--device", "emu", "--steps", "3"]);
     let sim = ok(&["run", "--device", "sim", "--steps", "3"]);
-    assert!(sim.contains("device sim: crew core, 32 lanes"), "{sim}");
+    assert!(sim.contains("device sim: crew core, 16 lanes"), "{sim}");
     let (e, s) = (table_without_wall(&emu), table_without_wall(&sim));
     assert_eq!(e.len(), 4, "{emu}");
     assert_eq!(s, e, "emu:\n{emu}\nsim:\n{sim}");

@@ -22,7 +22,7 @@ pub const TEST_CONFIG: DeviceConfig = DeviceConfig::SIM_CONFIGS[0].1;
 /// The lanes and multipliers of the `ecp5-25f` preset with small memories (fast simulation).
 pub const TEST_CONFIG_25F_LANES: DeviceConfig = DeviceConfig::SIM_CONFIGS[1].1;
 
-/// The lanes and multipliers of the `ecp5-85f` preset with small memories.
+/// 32 lanes and 16 multipliers with small memories: the widest core the RTL tests simulate.
 pub const TEST_CONFIG_85F_LANES: DeviceConfig = DeviceConfig::SIM_CONFIGS[2].1;
 
 /// [`TEST_CONFIG`]: IA 4, lanes 4, mults 2, 2 banks of 512 words, 64 accumulator rows per lane.
@@ -40,7 +40,7 @@ pub type Test85Accel = top::Accel<4, 32, 16, 16, 6, 512, 3, 5, 256>;
 /// The `ecp5-25f` preset.
 pub type Ecp5_25fAccel = top::Accel<8, 8, 4, 4, 12, 128, 7, 7, 64>;
 /// The `ecp5-85f` preset.
-pub type Ecp5_85fAccel = top::Accel<9, 32, 16, 16, 12, 512, 6, 5, 256>;
+pub type Ecp5_85fAccel = top::Accel<9, 16, 8, 8, 13, 256, 7, 6, 128>;
 
 /// Something to do with the accelerator type of a configuration: the const parameters of
 /// [`top::Accel`] are fixed at compile time, so each supported configuration is one
@@ -72,7 +72,7 @@ pub fn with_accel<V: AccelVisitor>(cfg: &DeviceConfig, v: V) -> Option<V::Output
         (8, 1, 4, 1024, 64, 64) => v.visit::<Test25Accel>(cfg),
         (32, 1, 16, 1024, 64, 256) => v.visit::<Test85Accel>(cfg),
         (8, 1, 4, 16384, 1024, 1024) => v.visit::<Ecp5_25fAccel>(cfg),
-        (32, 1, 16, 65536, 2048, 2048) => v.visit::<Ecp5_85fAccel>(cfg),
+        (16, 1, 8, 65536, 2048, 2048) => v.visit::<Ecp5_85fAccel>(cfg),
         _ => return None,
     })
 }

@@ -313,8 +313,8 @@ fn worked_examples_of_the_docs() {
     assert_eq!((r.cycles, r.mults, r.adds), (29, 11, 30));
     assert_eq!(run_counts(&c.with_kind(CoreKind::Dense), 10, &[2, 5, 4]).cycles, 13);
     let c = DeviceConfig::ECP5_85F;
-    assert_eq!(run_counts(&c, 384, &[54; 384]).cycles, 4626);
-    assert_eq!(run_counts(&c.with_kind(CoreKind::Dense), 384, &[54; 384]).cycles, 4615);
+    assert_eq!(run_counts(&c, 384, &[54; 384]).cycles, 9237);
+    assert_eq!(run_counts(&c.with_kind(CoreKind::Dense), 384, &[54; 384]).cycles, 9223);
     // The emulator reports exactly these.
     let mut q = vec![0i8; 10 * 3];
     for j in 0..10 {

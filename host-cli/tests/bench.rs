@@ -75,7 +75,7 @@ fn manifest_fmax_is_used() {
     std::fs::write(
         target.join("manifest.json"),
         r#"{"target": "ulx3s-85f", "part": "LFE5U-85F", "sha256": "00",
-            "core": {"kind": "crew", "lanes": 32, "groups": 1, "mults": 16, "wmem_words": 65536},
+            "core": {"kind": "crew", "lanes": 16, "groups": 1, "mults": 8, "wmem_words": 65536},
             "fmax_mhz": {"achieved": 50.0, "constraint": 50.0}}"#,
     )
     .unwrap();

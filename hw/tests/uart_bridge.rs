@@ -251,7 +251,7 @@ fn garbage_before_a_frame_is_skipped() {
 fn idle_gaps_between_bytes_are_fine_at_another_divisor() {
     let mut b = Bench::new(7);
     let w = Request::WriteBurst { addr: regs::INPUT_WINDOW, data: vec![5, 6, 7] };
-    b.received.clear();
+    b.line.received.clear();
     b.send(&encode_request(&w, 0x80).unwrap(), 3);
     let want = encode_response(&expected_response(&w, 0x80, vec![])).unwrap();
     let got = b.exchange(&[], want.len());

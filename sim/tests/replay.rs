@@ -49,17 +49,21 @@ fn record_run<T: Transport>(transport: T, model: &Model, path: &Path) {
 }
 
 fn replay_config(cfg: DeviceConfig) {
-    if !have_iverilog() {
-        return;
+    if have_iverilog() {
+        replay_on_simulator(Simulator::Iverilog, cfg, 1);
     }
+}
+
+/// Record a small model's run on the emulator of `cfg` and replay it on `sim`.
+fn replay_on_simulator(sim: Simulator, cfg: DeviceConfig, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.trace");
-    record_run(EmuTransport::new(cfg), &small_model(1), &path);
-    let r = replay(&path, &dir.path().join("work")).unwrap_or_else(|e| panic!("{}: {e}", cfg.describe()));
+    record_run(EmuTransport::new(cfg), &small_model(seed), &path);
+    let r = replay_on(sim, &path, &dir.path().join("work")).unwrap_or_else(|e| panic!("{}: {e}", cfg.describe()));
     assert_eq!(r.config, cfg);
     assert!(r.reads > 60 && r.cycles > 1000, "{r:?}");
     eprintln!(
-        "{}: {} transactions, {} reads, {} cycles, {:.0} cycles/s",
+        "{sim:?} {}: {} transactions, {} reads, {} cycles, {:.0} cycles/s",
         cfg.describe(),
         r.transactions,
         r.reads,
@@ -131,13 +135,7 @@ fn verilator_replays_the_presets() {
         return;
     }
     for cfg in [DeviceConfig::ECP5_25F, DeviceConfig::ECP5_85F.with_kind(CoreKind::Dense)] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run.trace");
-        record_run(EmuTransport::new(cfg), &small_model(4), &path);
-        let r =
-            replay_on(Simulator::Verilator, &path, dir.path()).unwrap_or_else(|e| panic!("{}: {e}", cfg.describe()));
-        assert_eq!(r.config, cfg);
-        assert!(r.reads > 60 && r.cycles > 1000, "{r:?}");
+        replay_on_simulator(Simulator::Verilator, cfg, 4);
     }
 }
 

@@ -108,11 +108,7 @@ pub fn replay_on(sim: Simulator, trace_path: &Path, work: &Path) -> Result<Repla
 /// The Verilator replay: the testbench's rules, in Rust, over [`VerilatorTransport`](crate::verilator::VerilatorTransport).
 fn replay_verilator(trace_path: &Path) -> Result<ReplayReport, ReplayError> {
     use crew_driver::Transport;
-    let text = std::fs::read_to_string(trace_path)
-        .map_err(|source| ReplayError::Read { path: trace_path.to_path_buf(), source })?;
-    let numbered = trace::parse_numbered(&text)?;
-    let plain: Vec<Transaction> = numbered.iter().map(|&(_, t)| t).collect();
-    let cfg = identified_config(&plain)?;
+    let (numbered, cfg) = load(trace_path)?;
     let t0 = Instant::now();
     let mut dut = crate::verilator::VerilatorTransport::new(&cfg)?;
     let build_wall = t0.elapsed();
@@ -190,13 +186,20 @@ pub fn identified_config(t: &[Transaction]) -> Result<DeviceConfig, ReplayError>
     regs::config_from_regs(caps, w, i, o).ok_or(ReplayError::Unidentified)
 }
 
+/// Read and parse a trace (numbered transactions) and the configuration it identifies.
+fn load(trace_path: &Path) -> Result<(Vec<(usize, Transaction)>, DeviceConfig), ReplayError> {
+    let text = std::fs::read_to_string(trace_path)
+        .map_err(|source| ReplayError::Read { path: trace_path.to_path_buf(), source })?;
+    let numbered = trace::parse_numbered(&text)?;
+    let plain: Vec<Transaction> = numbered.iter().map(|&(_, t)| t).collect();
+    let cfg = identified_config(&plain)?;
+    Ok((numbered, cfg))
+}
+
 /// Replay `trace_path` against the Verilog of the configuration it identifies, compiling in
 /// `work` (created if missing; `top.v` there is reused when it is for the same configuration).
 pub fn replay(trace_path: &Path, work: &Path) -> Result<ReplayReport, ReplayError> {
-    let text = std::fs::read_to_string(trace_path)
-        .map_err(|source| ReplayError::Read { path: trace_path.to_path_buf(), source })?;
-    let transactions = trace::parse(&text)?;
-    let cfg = identified_config(&transactions)?;
+    let (_, cfg) = load(trace_path)?;
     let t0 = Instant::now();
     let verilog = crew_hw::verilog_of(&cfg).ok_or_else(|| ReplayError::NoInstantiation {
         config: cfg.describe(),

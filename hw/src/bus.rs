@@ -63,6 +63,16 @@ pub struct Shell {
     pub m_irdata: Signal<In, Bits<32>>,
     pub m_ordata: Signal<In, Bits<32>>,
 
+    // The request, latched and decoded a cycle before it is executed, so that no path runs from
+    // the bus master (the board's arbiter, the UART bridge) through the decode into the memories.
+    go: DFF<bool>,
+    q_addr: DFF<Bits<32>>,
+    q_wdata: DFF<Bits<32>>,
+    q_we: DFF<bool>,
+    q_word: DFF<Bits<32>>,
+    q_is_w: DFF<bool>,
+    q_is_i: DFF<bool>,
+    q_is_o: DFF<bool>,
     // Registers.
     ack: DFF<bool>,
     /// The access acknowledged now is a memory read: its data and `ready` come a cycle later.
@@ -98,6 +108,7 @@ pub struct Shell {
     is_w: Signal<Local, bool>,
     is_i: Signal<Local, bool>,
     is_o: Signal<Local, bool>,
+    lat_go: Signal<Local, bool>,
     acc_go: Signal<Local, bool>,
     wr: Signal<Local, bool>,
     crc_fb: Signal<Local, bool>,
@@ -193,6 +204,14 @@ impl Shell {
             m_wrdata: Default::default(),
             m_irdata: Default::default(),
             m_ordata: Default::default(),
+            go: Default::default(),
+            q_addr: Default::default(),
+            q_wdata: Default::default(),
+            q_we: Default::default(),
+            q_word: Default::default(),
+            q_is_w: Default::default(),
+            q_is_i: Default::default(),
+            q_is_o: Default::default(),
             ack: Default::default(),
             slow: Default::default(),
             ackm: Default::default(),
@@ -223,6 +242,7 @@ impl Shell {
             is_w: Default::default(),
             is_i: Default::default(),
             is_o: Default::default(),
+            lat_go: Default::default(),
             acc_go: Default::default(),
             wr: Default::default(),
             crc_fb: Default::default(),
@@ -283,8 +303,9 @@ impl Logic for Shell {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, ack, slow, ackm, rsel, rreg, r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc,
-            r_mul, r_add, r_scr, busy, done, err, code, st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
+            self, clock, go, q_addr, q_wdata, q_we, q_word, q_is_w, q_is_i, q_is_o, ack, slow, ackm, rsel, rreg,
+            r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc, r_mul, r_add, r_scr, busy, done, err, code,
+            st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
         );
         // Address decode.
         self.is_w.next = self.addr.val() >= self.k_weight_window.val();
@@ -300,21 +321,35 @@ impl Logic for Shell {
         if self.is_i.val() {
             self.word.next = (self.addr.val() - self.k_input_window.val()) >> 2;
         }
-        self.acc_go.next = self.valid.val() && !self.ack.q.val() && !self.ackm.q.val();
-        self.wr.next = self.acc_go.val() && self.we.val();
+        // Latch a new request when none is in flight (the master holds it until `ready`); execute
+        // it from the registers a cycle later.
+        self.lat_go.next = self.valid.val() && !self.go.q.val() && !self.ack.q.val() && !self.ackm.q.val();
+        self.go.d.next = self.lat_go.val();
+        if self.lat_go.val() {
+            self.q_addr.d.next = self.addr.val();
+            self.q_wdata.d.next = self.wdata.val();
+            self.q_we.d.next = self.we.val();
+            self.q_word.d.next = self.word.val();
+            self.q_is_w.d.next = self.is_w.val();
+            self.q_is_i.d.next = self.is_i.val();
+            self.q_is_o.d.next = self.is_o.val();
+        }
+        self.acc_go.next = self.go.q.val();
+        self.wr.next = self.acc_go.val() && self.q_we.q.val();
         self.ack.d.next = self.acc_go.val();
-        self.slow.d.next =
-            self.acc_go.val() && !self.we.val() && (self.is_w.val() || self.is_i.val() || self.is_o.val());
+        self.slow.d.next = self.acc_go.val()
+            && !self.q_we.q.val()
+            && (self.q_is_w.q.val() || self.q_is_i.q.val() || self.q_is_o.q.val());
         self.ackm.d.next = self.slow.q.val();
         self.ready.next = (self.ack.q.val() && !self.slow.q.val()) || self.ackm.q.val();
 
         // Memory ports: the bus owns them when idle; the CRC engine reads weight memory.
-        self.m_word.next = self.word.val();
-        self.m_wdata.next = self.wdata.val();
-        self.m_wwe.next = self.wr.val() && self.is_w.val() && !self.busy.q.val();
-        self.m_iwe.next = self.wr.val() && self.is_i.val() && !self.busy.q.val();
-        self.m_owe.next = self.wr.val() && self.is_o.val() && !self.busy.q.val();
-        self.m_wraddr.next = self.word.val();
+        self.m_word.next = self.q_word.q.val();
+        self.m_wdata.next = self.q_wdata.q.val();
+        self.m_wwe.next = self.wr.val() && self.q_is_w.q.val() && !self.busy.q.val();
+        self.m_iwe.next = self.wr.val() && self.q_is_i.q.val() && !self.busy.q.val();
+        self.m_owe.next = self.wr.val() && self.q_is_o.q.val() && !self.busy.q.val();
+        self.m_wraddr.next = self.q_word.q.val();
         if self.busy.q.val() {
             self.m_wraddr.next = self.crc_addr.q.val();
         }
@@ -323,41 +358,41 @@ impl Logic for Shell {
         self.run_base.next = self.r_base.q.val();
         self.run_accum.next = (self.r_ctrl.q.val() & self.k_accumulate.val()).any();
         self.run_abort.next = self.wr.val()
-            && (self.addr.val() == self.k_r_ctrl.val())
-            && (self.wdata.val() & self.k_soft_reset.val()).any();
+            && (self.q_addr.q.val() == self.k_r_ctrl.val())
+            && (self.q_wdata.q.val() & self.k_soft_reset.val()).any();
 
         // Read path: register value latched now (ready next cycle), memory data two cycles later
         // (rsel still holds the held address's window then).
         self.rsel.d.next = 0.into();
-        if self.is_w.val() {
+        if self.q_is_w.q.val() {
             self.rsel.d.next = 1.into();
         }
-        if self.is_i.val() {
+        if self.q_is_i.q.val() {
             self.rsel.d.next = 2.into();
         }
-        if self.is_o.val() {
+        if self.q_is_o.q.val() {
             self.rsel.d.next = 3.into();
         }
         self.rreg.d.next = 0.into();
-        if self.addr.val() == self.k_r_id.val() {
+        if self.q_addr.q.val() == self.k_r_id.val() {
             self.rreg.d.next = self.k_id.val();
         }
-        if self.addr.val() == self.k_r_version.val() {
+        if self.q_addr.q.val() == self.k_r_version.val() {
             self.rreg.d.next = self.k_version.val();
         }
-        if self.addr.val() == self.k_r_caps.val() {
+        if self.q_addr.q.val() == self.k_r_caps.val() {
             self.rreg.d.next = self.k_caps.val();
         }
-        if self.addr.val() == self.k_r_wmem.val() {
+        if self.q_addr.q.val() == self.k_r_wmem.val() {
             self.rreg.d.next = self.k_wmem.val();
         }
-        if self.addr.val() == self.k_r_ibuf.val() {
+        if self.q_addr.q.val() == self.k_r_ibuf.val() {
             self.rreg.d.next = self.k_ibuf.val();
         }
-        if self.addr.val() == self.k_r_obuf.val() {
+        if self.q_addr.q.val() == self.k_r_obuf.val() {
             self.rreg.d.next = self.k_obuf.val();
         }
-        if self.addr.val() == self.k_r_ctrl.val() {
+        if self.q_addr.q.val() == self.k_r_ctrl.val() {
             self.rreg.d.next = self.r_ctrl.q.val();
         }
         self.s_busy.next = 0.into();
@@ -372,43 +407,43 @@ impl Logic for Shell {
         if self.err.q.val() {
             self.s_err.next = self.k_error.val();
         }
-        if self.addr.val() == self.k_r_status.val() {
+        if self.q_addr.q.val() == self.k_r_status.val() {
             self.rreg.d.next = (bit_cast::<32, 8>(self.code.q.val()) << self.k_code_lsb.val())
                 | self.s_busy.val()
                 | self.s_done.val()
                 | self.s_err.val();
         }
-        if self.addr.val() == self.k_r_nout.val() {
+        if self.q_addr.q.val() == self.k_r_nout.val() {
             self.rreg.d.next = self.r_nout.q.val();
         }
-        if self.addr.val() == self.k_r_nin.val() {
+        if self.q_addr.q.val() == self.k_r_nin.val() {
             self.rreg.d.next = self.r_nin.q.val();
         }
-        if self.addr.val() == self.k_r_base.val() {
+        if self.q_addr.q.val() == self.k_r_base.val() {
             self.rreg.d.next = self.r_base.q.val();
         }
-        if self.addr.val() == self.k_r_crcb.val() {
+        if self.q_addr.q.val() == self.k_r_crcb.val() {
             self.rreg.d.next = self.r_crcb.q.val();
         }
-        if self.addr.val() == self.k_r_crcl.val() {
+        if self.q_addr.q.val() == self.k_r_crcl.val() {
             self.rreg.d.next = self.r_crcl.q.val();
         }
-        if self.addr.val() == self.k_r_crcv.val() {
+        if self.q_addr.q.val() == self.k_r_crcv.val() {
             self.rreg.d.next = self.r_crcv.q.val();
         }
-        if self.addr.val() == self.k_r_cyclo.val() {
+        if self.q_addr.q.val() == self.k_r_cyclo.val() {
             self.rreg.d.next = self.r_cyc.q.val().get_bits::<32>(0);
         }
-        if self.addr.val() == self.k_r_cychi.val() {
+        if self.q_addr.q.val() == self.k_r_cychi.val() {
             self.rreg.d.next = self.r_cyc.q.val().get_bits::<32>(32);
         }
-        if self.addr.val() == self.k_r_mul.val() {
+        if self.q_addr.q.val() == self.k_r_mul.val() {
             self.rreg.d.next = self.r_mul.q.val();
         }
-        if self.addr.val() == self.k_r_add.val() {
+        if self.q_addr.q.val() == self.k_r_add.val() {
             self.rreg.d.next = self.r_add.q.val();
         }
-        if self.addr.val() == self.k_r_scr.val() {
+        if self.q_addr.q.val() == self.k_r_scr.val() {
             self.rreg.d.next = self.r_scr.q.val();
         }
         self.rdata.next = self.rreg.q.val();
@@ -425,24 +460,24 @@ impl Logic for Shell {
 
         // Register writes.
         self.crc_fb.next = self.crc_word.q.val().get_bit(0) ^ self.r_crcv.q.val().get_bit(0);
-        if self.wr.val() && !self.is_w.val() && !self.is_i.val() && !self.is_o.val() {
-            if self.addr.val() == self.k_r_nout.val() {
-                self.r_nout.d.next = self.wdata.val();
+        if self.wr.val() && !self.q_is_w.q.val() && !self.q_is_i.q.val() && !self.q_is_o.q.val() {
+            if self.q_addr.q.val() == self.k_r_nout.val() {
+                self.r_nout.d.next = self.q_wdata.q.val();
             }
-            if self.addr.val() == self.k_r_nin.val() {
-                self.r_nin.d.next = self.wdata.val();
+            if self.q_addr.q.val() == self.k_r_nin.val() {
+                self.r_nin.d.next = self.q_wdata.q.val();
             }
-            if self.addr.val() == self.k_r_base.val() {
-                self.r_base.d.next = self.wdata.val();
+            if self.q_addr.q.val() == self.k_r_base.val() {
+                self.r_base.d.next = self.q_wdata.q.val();
             }
-            if self.addr.val() == self.k_r_crcb.val() {
-                self.r_crcb.d.next = self.wdata.val();
+            if self.q_addr.q.val() == self.k_r_crcb.val() {
+                self.r_crcb.d.next = self.q_wdata.q.val();
             }
-            if self.addr.val() == self.k_r_crcl.val() {
-                self.r_crcl.d.next = self.wdata.val();
+            if self.q_addr.q.val() == self.k_r_crcl.val() {
+                self.r_crcl.d.next = self.q_wdata.q.val();
             }
-            if self.addr.val() == self.k_r_scr.val() {
-                self.r_scr.d.next = self.wdata.val();
+            if self.q_addr.q.val() == self.k_r_scr.val() {
+                self.r_scr.d.next = self.q_wdata.q.val();
             }
         }
 
@@ -541,9 +576,9 @@ impl Logic for Shell {
         }
 
         // CTRL writes (after the engines, so that SOFT_RESET wins).
-        if self.wr.val() && (self.addr.val() == self.k_r_ctrl.val()) {
-            self.r_ctrl.d.next = self.wdata.val() & self.k_level_mask.val();
-            if (self.wdata.val() & (self.k_start.val() | self.k_crc_start.val())).any() {
+        if self.wr.val() && (self.q_addr.q.val() == self.k_r_ctrl.val()) {
+            self.r_ctrl.d.next = self.q_wdata.q.val() & self.k_level_mask.val();
+            if (self.q_wdata.q.val() & (self.k_start.val() | self.k_crc_start.val())).any() {
                 if self.busy.q.val() {
                     self.err.d.next = true;
                     self.code.d.next = self.k_e_busy.val();
@@ -551,7 +586,7 @@ impl Logic for Shell {
                     self.done.d.next = false;
                     self.err.d.next = false;
                     self.code.d.next = 0.into();
-                    if (self.wdata.val() & self.k_start.val()).any() {
+                    if (self.q_wdata.q.val() & self.k_start.val()).any() {
                         self.busy.d.next = true;
                         self.r_cyc.d.next = 0.into();
                         self.r_mul.d.next = 0.into();
@@ -573,7 +608,7 @@ impl Logic for Shell {
                     }
                 }
             }
-            if (self.wdata.val() & self.k_soft_reset.val()).any() {
+            if (self.q_wdata.q.val() & self.k_soft_reset.val()).any() {
                 self.busy.d.next = false;
                 self.done.d.next = false;
                 self.err.d.next = false;

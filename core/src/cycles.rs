@@ -20,14 +20,16 @@ use crate::config::{CoreKind, DeviceConfig};
 
 /// Cycles from START to the first descriptor request (dimension checks).
 pub const START_CYCLES: u64 = 2;
-/// Cycles of a column's table fill beyond its multiplications (crew-hw's filler): descriptor read,
-/// bank-word register, rotate, decode (the range check overlaps the chunk reads), then after the
-/// last chunk read the bank-word register, multiply and table write.
-pub const FILL_LATENCY: u64 = 7;
-/// Cycles after the last output group is issued until DONE (crew-hw's lane pipeline): the bank
-/// words arrive and are registered, each lane registers its index bits, unpacks its index with
-/// the product and accumulator reads, registers their data, then adds and writes back.
-pub const DRAIN_CYCLES: u64 = 5;
+/// Cycles of a column's table fill beyond its multiplications (crew-hw's filler): descriptor
+/// address (registered in the banks), block RAM read, bank-word register, rotate, decode (the
+/// range check overlaps the chunk reads), then after the last chunk read the same three register
+/// stages, multiply and table write.
+pub const FILL_LATENCY: u64 = 8;
+/// Cycles after the last output group is issued until DONE (crew-hw's lane pipeline): the banks
+/// register the address, the bank words arrive and are registered, each lane registers its index
+/// bits, unpacks its index with the product and accumulator reads, registers their data, then
+/// adds and writes back.
+pub const DRAIN_CYCLES: u64 = 6;
 
 /// Operation counts and cycles of one run of one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

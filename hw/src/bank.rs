@@ -11,7 +11,10 @@
 //! ECP5 DP16KD; port A is "no change" on a write (its read data keeps the previous value) and
 //! port B does not read in a bus-write cycle, so yosys maps a bank to the minimum number of
 //! DP16KD with no collision logic (reading port B during a write doubled the blocks).
-//! Read data is registered (one cycle latency).
+//! Each bank registers its own row addresses, write strobe and write data before the block RAMs
+//! (these registers sit beside the bank's DP16KDs, so no path runs from the engine's address
+//! muxes across the die into a block RAM's address pins), and the block RAM registers its read
+//! data: a read takes two cycles from address to data, a write lands a cycle after its strobe.
 //!
 //! The banks' read data travel to the engine on an OR chain (`*_cin` -> `*_cout`), each bank
 //! placing its word at bit `32 k`: rust-hdl's generator cannot index two arrays in one name, so
@@ -38,6 +41,12 @@ pub struct Bank<const BA: usize, const NBW: usize> {
     _lognb: usize,
     _a_q: Bits<32>,
     _b_q: Bits<32>,
+    // The registered port inputs: rows, this bank's write strobe, any bank's write strobe, data.
+    _ra: u64,
+    _rb: u64,
+    _we_k: bool,
+    _we_any: bool,
+    _wdata: Bits<32>,
     _mem: BTreeMap<u64, Bits<32>>,
 }
 
@@ -57,20 +66,26 @@ impl<const BA: usize, const NBW: usize> Bank<BA, NBW> {
 impl<const BA: usize, const NBW: usize> Logic for Bank<BA, NBW> {
     fn update(&mut self) {
         if self.clock.pos_edge() {
-            let ra = self.row(self.a_addr.val().to_u64());
-            let rb = self.row(self.b_addr.val().to_u64());
-            // Port B does not read in a bus-write cycle (never needed: the engine does not run
-            // then), so yosys need not emulate a cross-port read-during-write.
-            if !self.a_we.val() {
-                self._b_q = self._mem.get(&rb).copied().unwrap_or_default();
+            // The block RAM, on last cycle's registered inputs. Port B does not read in a bus-write
+            // cycle (never needed: the engine does not run then), so yosys need not emulate a
+            // cross-port read-during-write.
+            if !self._we_any {
+                self._b_q = self._mem.get(&self._rb).copied().unwrap_or_default();
             }
-            let nb = 1u64 << self._lognb;
             // Port A writes or reads (DP16KD "no change" mode: a write leaves the read data).
-            if self.a_we.val() && (self.a_addr.val().to_u64() & (nb - 1)) == self._k as u64 {
-                self._mem.insert(ra, self.a_wdata.val());
+            if self._we_k {
+                self._mem.insert(self._ra, self._wdata);
             } else {
-                self._a_q = self._mem.get(&ra).copied().unwrap_or_default();
+                self._a_q = self._mem.get(&self._ra).copied().unwrap_or_default();
             }
+            // The input registers.
+            let nb = 1u64 << self._lognb;
+            let a = self.a_addr.val().to_u64();
+            self._ra = self.row(a);
+            self._rb = self.row(self.b_addr.val().to_u64());
+            self._we_any = self.a_we.val();
+            self._we_k = self.a_we.val() && (a & (nb - 1)) == self._k as u64;
+            self._wdata = self.a_wdata.val();
         }
         let pos = 32 * self._k as u64;
         self.a_cout.next = self.a_cin.val() | (bit_cast::<NBW, 32>(self._a_q) << pos);
@@ -94,18 +109,31 @@ reg [31:0] a_q;
 reg [31:0] b_q;
 wire [31:0] a_row = (a_addr >> {l}) + ((a_addr & {mask}) > {k} ? 1 : 0);
 wire [31:0] b_row = (b_addr >> {l}) + ((b_addr & {mask}) > {k} ? 1 : 0);
+reg [{ba1}:0] a_row_q;
+reg [{ba1}:0] b_row_q;
+reg we_k_q;
+reg we_any_q;
+reg [31:0] wdata_q;
 
 always @(posedge clock) begin
-   if (a_we && ((a_addr & {mask}) == {k})) begin
-      mem[a_row[{ba1}:0]] <= a_wdata;
+   a_row_q <= a_row[{ba1}:0];
+   b_row_q <= b_row[{ba1}:0];
+   we_k_q <= a_we && ((a_addr & {mask}) == {k});
+   we_any_q <= a_we;
+   wdata_q <= a_wdata;
+end
+
+always @(posedge clock) begin
+   if (we_k_q) begin
+      mem[a_row_q] <= wdata_q;
    end else begin
-      a_q <= mem[a_row[{ba1}:0]];
+      a_q <= mem[a_row_q];
    end
 end
 
 always @(posedge clock) begin
-   if (!a_we) begin
-      b_q <= mem[b_row[{ba1}:0]];
+   if (!we_any_q) begin
+      b_q <= mem[b_row_q];
    end
 end
 

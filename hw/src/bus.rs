@@ -51,7 +51,8 @@ pub struct Shell {
 
     // Memory bus side: word offset in the addressed window, write data, write strobes (never
     // while busy), the weight read address (the bus, or the CRC engine while busy) and the read
-    // data, two cycles after the address (the engine registers the block RAM outputs; the
+    // data, three cycles after the address (the banks register their addresses, the engine the
+    // block RAM outputs; the
     // master holds the address meanwhile).
     pub m_word: Signal<Out, Bits<32>>,
     pub m_wdata: Signal<Out, Bits<32>>,
@@ -77,6 +78,7 @@ pub struct Shell {
     ack: DFF<bool>,
     /// The access acknowledged now is a memory read: its data and `ready` come a cycle later.
     slow: DFF<bool>,
+    slow2: DFF<bool>,
     ackm: DFF<bool>,
     rsel: DFF<Bits<2>>,
     rreg: DFF<Bits<32>>,
@@ -214,6 +216,7 @@ impl Shell {
             q_is_o: Default::default(),
             ack: Default::default(),
             slow: Default::default(),
+            slow2: Default::default(),
             ackm: Default::default(),
             rsel: Default::default(),
             rreg: Default::default(),
@@ -303,7 +306,7 @@ impl Logic for Shell {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, go, q_addr, q_wdata, q_we, q_word, q_is_w, q_is_i, q_is_o, ack, slow, ackm, rsel, rreg,
+            self, clock, go, q_addr, q_wdata, q_we, q_word, q_is_w, q_is_i, q_is_o, ack, slow, slow2, ackm, rsel, rreg,
             r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc, r_mul, r_add, r_scr, busy, done, err, code,
             st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
         );
@@ -323,7 +326,8 @@ impl Logic for Shell {
         }
         // Latch a new request when none is in flight (the master holds it until `ready`); execute
         // it from the registers a cycle later.
-        self.lat_go.next = self.valid.val() && !self.go.q.val() && !self.ack.q.val() && !self.ackm.q.val();
+        self.lat_go.next =
+            self.valid.val() && !self.go.q.val() && !self.ack.q.val() && !self.slow2.q.val() && !self.ackm.q.val();
         self.go.d.next = self.lat_go.val();
         if self.lat_go.val() {
             self.q_addr.d.next = self.addr.val();
@@ -340,7 +344,8 @@ impl Logic for Shell {
         self.slow.d.next = self.acc_go.val()
             && !self.q_we.q.val()
             && (self.q_is_w.q.val() || self.q_is_i.q.val() || self.q_is_o.q.val());
-        self.ackm.d.next = self.slow.q.val();
+        self.slow2.d.next = self.slow.q.val();
+        self.ackm.d.next = self.slow2.q.val();
         self.ready.next = (self.ack.q.val() && !self.slow.q.val()) || self.ackm.q.val();
 
         // Memory ports: the bus owns them when idle; the CRC engine reads weight memory.
@@ -361,7 +366,7 @@ impl Logic for Shell {
             && (self.q_addr.q.val() == self.k_r_ctrl.val())
             && (self.q_wdata.q.val() & self.k_soft_reset.val()).any();
 
-        // Read path: register value latched now (ready next cycle), memory data two cycles later
+        // Read path: register value latched now (ready next cycle), memory data three cycles later
         // (rsel still holds the held address's window then).
         self.rsel.d.next = 0.into();
         if self.q_is_w.q.val() {
@@ -540,7 +545,7 @@ impl Logic for Shell {
                     self.st.d.next = 0.into();
                 }
             }
-            // CRC: state 8 issues a read, 9 and 11 wait for the data, 10 shifts 32 bits.
+            // CRC: state 8 issues a read, 9 and 12 wait, 11 takes the data, 10 shifts 32 bits.
             8 => {
                 if self.crc_left.q.val() == 0 {
                     self.r_crcv.d.next = !self.r_crcv.q.val();
@@ -552,6 +557,9 @@ impl Logic for Shell {
                 }
             }
             9 => {
+                self.st.d.next = 12.into();
+            }
+            12 => {
                 self.st.d.next = 11.into();
             }
             11 => {

@@ -14,14 +14,20 @@
 //! accumulates column `s` (one output group of `L` outputs per cycle, `acc = ceil(n_out / L)`
 //! cycles) while the filler fills column `s + 1` into the other table buffer
 //! (`fill = FILL_LATENCY + ceil(|U| / M)` cycles). A phase ends when both are done, so it lasts
-//! `max(acc, fill)`. Five drain cycles after the last group (bank-word register, the lanes'
-//! index-bits register, lane stages 1 to 3), the last accumulator write happens and `done`
-//! pulses. That is `crew_core::cycles::crew_counts` term by term.
+//! `max(acc, fill)`. Six drain cycles after the last group (the banks' address register, the
+//! bank-word register, the lanes' index-bits register, lane stages 1 to 3), the last accumulator
+//! write happens and `done` pulses. That is `crew_core::cycles::crew_counts` term by term.
 //!
-//! Filler, relative cycle `t`: 0 read the descriptor (port A window) and the input word;
-//! 1 register the bank words; 2 rotate, register the descriptor words; 3 decode; `4 .. C + 3`
-//! read table chunk `t - 4` (`M` bytes; the range check ends at 6); `5 .. C + 4` register the
-//! bank words; `6 .. C + 5` multiply; `7 .. C + 6` write the products to every lane's table.
+//! Every bank registers its row addresses beside its block RAMs, so a port reads two cycles
+//! after its address and the engine registers the bank words a cycle later. Filler, relative
+//! cycle `t`: 0 present the descriptor address (port A window) and the input word; 1 the block
+//! RAMs read; 2 register the bank words; 3 rotate, register the descriptor words; 4 decode;
+//! `5 .. C + 4` present table chunk `t - 5` (`M` bytes; the range check ends at 7); three cycles
+//! later rotate and register its bytes, then multiply, and write the products to every lane's
+//! table the cycle after. The phase ends at `t = C + 7` (FILL_LATENCY = 8), so the last chunk's
+//! write lands in the second cycle of the next phase, three cycles before the lanes first read
+//! that table (its first group is issued in the phase's first cycle and reads at lane stage 1,
+//! four cycles later).
 //! Every block RAM output is registered before it feeds logic (Fmax, docs/hw.md).
 //!
 //! # Schedule (dense)
@@ -32,6 +38,7 @@
 use crate::bank::{Bank, LutRam};
 use crate::lane::{Lane, Mult};
 use crew_core::config::{CoreKind, DeviceConfig};
+use crew_core::cycles;
 use crew_core::regs::ErrorCode;
 use rust_hdl::prelude::*;
 
@@ -129,6 +136,12 @@ pub struct Engine<
     ra: DFF<Bits<NBW>>,
     rb: DFF<Bits<NBW>>,
     lo_a2: DFF<Bits<16>>,
+    lo_a3: DFF<Bits<16>>,
+    // The window offset of the issued group, a cycle on (the banks register their addresses).
+    lo_bw: DFF<Bits<16>>,
+    // The memories' bus read data registered once more, to meet the weight window's three cycles.
+    ird_q: DFF<Bits<32>>,
+    ord_q: DFF<Bits<32>>,
     osel: DFF<Bits<16>>,
     osel2: DFF<Bits<16>>,
     // Filler.
@@ -156,10 +169,18 @@ pub struct Engine<
     f_bpos: DFF<Bits<16>>,
     f_boff: DFF<Bits<2>>,
     f_boff2: DFF<Bits<2>>,
+    f_boff3: DFF<Bits<2>>,
     f_rv: DFF<bool>,
     f_row: DFF<Bits<TA>>,
     f_rv2: DFF<bool>,
     f_row2: DFF<Bits<TA>>,
+    f_rv3: DFF<bool>,
+    f_row3: DFF<Bits<TA>>,
+    f_rv4: DFF<bool>,
+    f_row4: DFF<Bits<TA>>,
+    // The chunk's M weight bytes, registered before the multipliers (a MULT18X18D without its
+    // registers takes 3.9 ns; behind the rotate it was the critical path).
+    f_mb: DFF<Bits<PW>>,
     // Descriptor check, pipelined over t = 3..6: width check, n_out * bits in two halves, then
     // their sum, the table and run ends, and the comparison at t = 6.
     f_wbad: DFF<bool>,
@@ -185,6 +206,17 @@ pub struct Engine<
     a_rem: DFF<Bits<32>>,
     // The issued group's parameters at a + 1 (stage 0, bank words arriving), a + 2 (stage x) and
     // a + 3 (stage 1, the lanes take these).
+    // The issued group's parameters at a + 1 while its bank addresses are registered in the banks.
+    sw_v: DFF<bool>,
+    sw_s: DFF<Bits<16>>,
+    sw_b: DFF<Bits<4>>,
+    sw_bmask: DFF<Bits<8>>,
+    sw_count: DFF<Bits<9>>,
+    sw_buf: DFF<bool>,
+    sw_row: DFF<Bits<OBA>>,
+    sw_rem: DFF<Bits<32>>,
+    sw_first: DFF<bool>,
+    sw_col: DFF<Bits<32>>,
     s0_v: DFF<bool>,
     s0_s: DFF<Bits<16>>,
     s0_b: DFF<Bits<4>>,
@@ -217,6 +249,8 @@ pub struct Engine<
     sx_byte: DFF<Bits<2>>,
 
     k_dense: Constant<bool>,
+    k_drain: Constant<Bits<3>>,
+    k_pend: Constant<Bits<3>>,
     k_nbmask: Constant<Bits<32>>,
     k_lognb: Constant<Bits<32>>,
     k_nbw: Constant<Bits<16>>,
@@ -329,6 +363,10 @@ impl<
             ra: Default::default(),
             rb: Default::default(),
             lo_a2: Default::default(),
+            lo_a3: Default::default(),
+            lo_bw: Default::default(),
+            ird_q: Default::default(),
+            ord_q: Default::default(),
             osel: Default::default(),
             osel2: Default::default(),
             f_busy: Default::default(),
@@ -353,10 +391,16 @@ impl<
             f_bpos: Default::default(),
             f_boff: Default::default(),
             f_boff2: Default::default(),
+            f_boff3: Default::default(),
             f_rv: Default::default(),
             f_row: Default::default(),
             f_rv2: Default::default(),
             f_row2: Default::default(),
+            f_rv3: Default::default(),
+            f_row3: Default::default(),
+            f_rv4: Default::default(),
+            f_row4: Default::default(),
+            f_mb: Default::default(),
             f_wbad: Default::default(),
             f_p01: Default::default(),
             f_p23: Default::default(),
@@ -377,6 +421,16 @@ impl<
             a_buf: Default::default(),
             a_first: Default::default(),
             a_rem: Default::default(),
+            sw_v: Default::default(),
+            sw_s: Default::default(),
+            sw_b: Default::default(),
+            sw_bmask: Default::default(),
+            sw_count: Default::default(),
+            sw_buf: Default::default(),
+            sw_row: Default::default(),
+            sw_rem: Default::default(),
+            sw_first: Default::default(),
+            sw_col: Default::default(),
             s0_v: Default::default(),
             s0_s: Default::default(),
             s0_b: Default::default(),
@@ -406,6 +460,10 @@ impl<
             ibuf_ra: Default::default(),
             sx_byte: Default::default(),
             k_dense: Constant::new(dense),
+            // The lane pipeline after the last issue (crew_core's DRAIN_CYCLES), and one less: the
+            // cycle its index check is registered, when a pending descriptor error may follow.
+            k_drain: Constant::new((cycles::DRAIN_CYCLES as u32).to_bits()),
+            k_pend: Constant::new((cycles::DRAIN_CYCLES as u32 - 1).to_bits()),
             k_nbmask: k32(NB as u64 - 1),
             k_lognb: k32(NB.trailing_zeros() as u64),
             k_nbw: Constant::new((NBW as u64).to_bits()),
@@ -440,12 +498,13 @@ impl<
     fn update(&mut self) {
         dff_setup!(
             self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra, rb,
-            lo_a2, osel, osel2, f_busy, f_t, f_t0, f_dadr, f_cadr, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits,
-            f_bmask, f_tab, f_r0, f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_rv, f_row, f_rv2, f_row2, f_wbad,
-            f_p01, f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count,
-            a_buf, a_first, a_rem, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte,
-            sx_v, sx_bmask, sx_count, sx_buf, sx_row, sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row,
-            s1_rem, s1_first, s2_act, ibuf_ra, sx_byte
+            lo_a2, lo_a3, lo_bw, ird_q, ord_q, osel, osel2, f_busy, f_t, f_t0, f_dadr, f_cadr, f_col, f_c, f_buf,
+            f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0, f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2,
+            f_boff3, f_rv, f_row, f_rv2, f_row2, f_rv3, f_row3, f_rv4, f_row4, f_mb, f_wbad, f_p01, f_p23, f_nb, tend,
+            rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first, a_rem,
+            sw_v, sw_s, sw_b, sw_bmask, sw_count, sw_buf, sw_row, sw_rem, sw_first, sw_col, s0_v, s0_s, s0_b, s0_bmask,
+            s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count, sx_buf, sx_row, sx_rem,
+            sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act, ibuf_ra, sx_byte
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -480,24 +539,26 @@ impl<
             self.banks[k].b_cin.next = self.banks[k + 1].b_cout.val();
         }
         self.lo_a.d.next = bit_cast::<16, 32>(self.pa.val() & self.k_nbmask.val());
-        self.lo_b.d.next = bit_cast::<16, 32>(self.pb.val() & self.k_nbmask.val());
+        self.lo_bw.d.next = bit_cast::<16, 32>(self.pb.val() & self.k_nbmask.val());
+        self.lo_b.d.next = self.lo_bw.q.val();
         self.lo_a2.d.next = self.lo_a.q.val();
+        self.lo_a3.d.next = self.lo_a2.q.val();
         // Windows: the bank words, registered after the block RAMs, rotated so that word 0 is the
-        // addressed one (the shell gives bus and CRC reads of port A two cycles).
+        // addressed one (the shell gives bus and CRC reads of port A three cycles).
         self.rawa.next = self.banks[0].a_cout.val();
         self.rawb.next = self.banks[0].b_cout.val();
         self.ra.d.next = self.rawa.val();
         self.rb.d.next = self.rawb.val();
-        self.shr.next = self.lo_a2.q.val() << 5;
+        self.shr.next = self.lo_a3.q.val() << 5;
         self.winr.next = (self.ra.q.val() >> self.shr.val()) | (self.ra.q.val() << (self.k_nbw.val() - self.shr.val()));
         self.b_wrdata.next = self.winr.val().get_bits::<32>(0);
 
         // Input buffer: the filler's column (CREW) or the issued column (dense); bus when idle.
-        // Read data two cycles after the address: the bus's memory read timing; the filler's
+        // Read data two cycles after the address (registered once more for the bus's three); the filler's
         // column stays put for a whole phase; dense meets it with sx_byte and act1/s2_act.
         self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.f_col.q.val() >> 2);
         if self.k_dense.val() {
-            self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.a_col.q.val() >> 2);
+            self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.sw_col.q.val() >> 2);
         }
         if !self.own.val() {
             self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.b_word.val());
@@ -506,7 +567,8 @@ impl<
         self.ibuf.write_address.next = bit_cast::<IA, 32>(self.b_word.val());
         self.ibuf.write_data.next = self.b_wdata.val();
         self.ibuf.write_enable.next = self.b_iwe.val() && !self.own.val();
-        self.b_irdata.next = self.ibuf.read_data.val();
+        self.ird_q.d.next = self.ibuf.read_data.val();
+        self.b_irdata.next = self.ird_q.q.val();
         self.sx_byte.d.next = self.s0_byte.q.val();
         self.ibsel.next = self.sx_byte.q.val();
         if !self.k_dense.val() {
@@ -533,7 +595,8 @@ impl<
         self.s1_first.d.next = self.sx_first.q.val();
 
         // ---- Lanes.
-        // The lanes answer a bus read from their registered accumulator read (two cycles).
+        // The lanes answer a bus read from their registered accumulator read (two cycles, registered
+        // once more here for the bus's three).
         self.osel.d.next = bit_cast::<16, 32>(self.b_word.val() & self.k_lmask.val());
         self.osel2.d.next = self.osel.q.val();
         for l in 0..L {
@@ -566,13 +629,15 @@ impl<
             self.lanes[l].ord_in.next = self.lanes[l + 1].ord_out.val();
             self.lanes[l].err_in.next = self.lanes[l + 1].err_out.val();
         }
-        self.b_ordata.next = self.lanes[0].ord_out.val();
+        self.ord_q.d.next = self.lanes[0].ord_out.val();
+        self.b_ordata.next = self.ord_q.q.val();
         self.lerr.next = self.lanes[0].err_out.val();
 
         // ---- Multipliers: chunk bytes of the registered port-A window times the activation.
+        self.f_mb.d.next = bit_cast::<PW, NBW>(self.winr.val() >> (bit_cast::<16, 2>(self.f_boff3.q.val()) << 3));
         for k in 0..M {
             self.mul[k].act.next = self.f_act.q.val();
-            self.mul[k].wbyte.next = self.winr.val().get_bits::<8>(self.f_boff2.q.val().index() * 8 + k * 8);
+            self.mul[k].wbyte.next = self.f_mb.q.val().get_bits::<8>(k * 8);
             self.mul[k].pin.next = 0.into();
         }
         for k in 0..(M - 1usize) {
@@ -637,31 +702,36 @@ impl<
         self.f_nb.d.next = self.f_p01.q.val() + self.f_p23.q.val();
         self.tend.d.next = self.f_tab.q.val() + ((bit_cast::<32, 9>(self.f_count.q.val()) + 3) >> 2);
         self.rend.d.next = self.f_r0.q.val() + ((self.f_nb.q.val() + 31) >> 5);
-        self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 4) && (self.f_t.q.val() < self.f_c.q.val() + 4);
+        self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 5) && (self.f_t.q.val() < self.f_c.q.val() + 5);
         self.f_rv.d.next = self.f_rd.val();
-        self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 4);
+        self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 5);
         if self.f_buf.q.val() {
-            self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 4) | self.k_bufbit.val();
+            self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 5) | self.k_bufbit.val();
         }
         self.f_boff.d.next = bit_cast::<2, 16>(self.f_bpos.q.val());
         self.f_boff2.d.next = self.f_boff.q.val();
+        self.f_boff3.d.next = self.f_boff2.q.val();
         self.f_rv2.d.next = self.f_rv.q.val();
         self.f_row2.d.next = self.f_row.q.val();
-        self.f_wv.d.next = self.f_rv2.q.val();
-        self.f_wrow.d.next = self.f_row2.q.val();
+        self.f_rv3.d.next = self.f_rv2.q.val();
+        self.f_row3.d.next = self.f_row2.q.val();
+        self.f_rv4.d.next = self.f_rv3.q.val();
+        self.f_row4.d.next = self.f_row3.q.val();
+        self.f_wv.d.next = self.f_rv4.q.val();
+        self.f_wrow.d.next = self.f_row4.q.val();
         self.f_prod.d.next = self.mul[0].pout.val();
         if self.f_busy.q.val() {
             // Count up to the column's last write, then hold until the phase ends.
-            if self.f_t.q.val() != self.f_c.q.val() + 6 {
+            if self.f_t.q.val() != self.f_c.q.val() + 7 {
                 self.f_t.d.next = self.f_t.q.val() + 1;
                 self.f_t0.d.next = false;
             }
-            if self.f_t.q.val() >= 4 {
+            if self.f_t.q.val() >= 5 {
                 self.f_bpos.d.next = self.f_bpos.q.val() + self.k_mults.val();
                 self.f_cadr.d.next =
                     self.f_tab.q.val() + (bit_cast::<32, 16>(self.f_bpos.q.val() + self.k_mults.val()) >> 2);
             }
-            if self.f_t.q.val() == 3 {
+            if self.f_t.q.val() == 4 {
                 self.f_bpos.d.next = 0.into();
                 self.f_wbad.d.next = self.dbits.val() != self.xbits.val();
                 self.f_p01.d.next = self.nb0.val() + self.nb1.val();
@@ -679,7 +749,7 @@ impl<
             // The chunk reads start at t = 4, before the check; a bad descriptor stops the filler
             // at t = 6, before its column can reach the lanes (the phase ends at t = 7 at the
             // earliest). MULT_COUNT is only reported by a run that ends without error.
-            if self.f_t.q.val() == 6 {
+            if self.f_t.q.val() == 7 {
                 if self.f_wbad.q.val() {
                     self.f_err.d.next = true;
                     self.f_code.d.next = self.k_e_width.val();
@@ -691,20 +761,30 @@ impl<
                 }
             }
         }
-        self.f_fin.next = self.k_dense.val() || !self.f_busy.q.val() || (self.f_t.q.val() == self.f_c.q.val() + 6);
+        self.f_fin.next = self.k_dense.val() || !self.f_busy.q.val() || (self.f_t.q.val() == self.f_c.q.val() + 7);
 
         // ---- Issue one output group per cycle.
         self.a_fin.next = !self.a_busy.q.val() || (self.a_g.q.val() == self.gm1.q.val());
-        self.s0_v.d.next = self.a_busy.q.val();
-        self.s0_s.d.next = bit_cast::<16, 32>(self.a_p.q.val() & 31);
-        self.s0_b.d.next = self.a_b.q.val();
-        self.s0_bmask.d.next = self.a_bmask.q.val();
-        self.s0_count.d.next = self.a_count.q.val();
-        self.s0_buf.d.next = self.a_buf.q.val();
-        self.s0_row.d.next = bit_cast::<OBA, 32>(self.a_g.q.val());
-        self.s0_rem.d.next = self.a_rem.q.val();
-        self.s0_first.d.next = self.a_first.q.val();
-        self.s0_byte.d.next = bit_cast::<2, 32>(self.a_col.q.val());
+        self.sw_v.d.next = self.a_busy.q.val();
+        self.sw_s.d.next = bit_cast::<16, 32>(self.a_p.q.val() & 31);
+        self.sw_b.d.next = self.a_b.q.val();
+        self.sw_bmask.d.next = self.a_bmask.q.val();
+        self.sw_count.d.next = self.a_count.q.val();
+        self.sw_buf.d.next = self.a_buf.q.val();
+        self.sw_row.d.next = bit_cast::<OBA, 32>(self.a_g.q.val());
+        self.sw_rem.d.next = self.a_rem.q.val();
+        self.sw_first.d.next = self.a_first.q.val();
+        self.sw_col.d.next = self.a_col.q.val();
+        self.s0_v.d.next = self.sw_v.q.val();
+        self.s0_s.d.next = self.sw_s.q.val();
+        self.s0_b.d.next = self.sw_b.q.val();
+        self.s0_bmask.d.next = self.sw_bmask.q.val();
+        self.s0_count.d.next = self.sw_count.q.val();
+        self.s0_buf.d.next = self.sw_buf.q.val();
+        self.s0_row.d.next = self.sw_row.q.val();
+        self.s0_rem.d.next = self.sw_rem.q.val();
+        self.s0_first.d.next = self.sw_first.q.val();
+        self.s0_byte.d.next = bit_cast::<2, 32>(self.sw_col.q.val());
         if self.a_busy.q.val() {
             self.a_g.d.next = self.a_g.q.val() + 1;
             self.a_p.d.next = self.a_p.q.val() + (bit_cast::<32, 4>(self.a_b.q.val()) << self.k_logl.val());
@@ -735,11 +815,11 @@ impl<
                     self.mcnt.d.next = self.mcnt.q.val() + self.nout.q.val();
                 } else {
                     self.a_busy.d.next = false;
-                    self.drain.d.next = 5.into();
+                    self.drain.d.next = self.k_drain.val();
                 }
             } else if self.f_err.q.val() {
                 self.a_busy.d.next = false;
-                self.pend.d.next = 4.into();
+                self.pend.d.next = self.k_pend.val();
             } else if self.f_busy.q.val() {
                 // The filled column moves to the lanes; the filler takes the next one.
                 self.a_busy.d.next = true;
@@ -764,7 +844,7 @@ impl<
                 }
             } else {
                 self.a_busy.d.next = false;
-                self.drain.d.next = 5.into();
+                self.drain.d.next = self.k_drain.val();
             }
         }
         if self.drain.q.val() != 0 {

@@ -111,20 +111,22 @@ wire [31:0] a_row = (a_addr >> {l}) + ((a_addr & {mask}) > {k} ? 1 : 0);
 wire [31:0] b_row = (b_addr >> {l}) + ((b_addr & {mask}) > {k} ? 1 : 0);
 reg [{ba1}:0] a_row_q;
 reg [{ba1}:0] b_row_q;
-reg we_k_q;
+reg sel_k_q;
 reg we_any_q;
 reg [31:0] wdata_q;
 
 always @(posedge clock) begin
    a_row_q <= a_row[{ba1}:0];
    b_row_q <= b_row[{ba1}:0];
-   we_k_q <= a_we && ((a_addr & {mask}) == {k});
+   sel_k_q <= ((a_addr & {mask}) == {k});
    we_any_q <= a_we;
    wdata_q <= a_wdata;
 end
 
 always @(posedge clock) begin
-   if (we_k_q) begin
+   // The write enable is `we_any_q && sel_k_q`, port B's read enable `!we_any_q`: visibly
+   // exclusive, so yosys adds no cross-port collision logic (which doubles the DP16KD).
+   if (we_any_q && sel_k_q) begin
       mem[a_row_q] <= wdata_q;
    end else begin
       a_q <= mem[a_row_q];

@@ -144,6 +144,12 @@ pub struct Engine<
     ord_q: DFF<Bits<32>>,
     osel: DFF<Bits<16>>,
     osel2: DFF<Bits<16>>,
+    // The phase-end conditions, registered a cycle ahead: `a_g == gm1` (the issued group is the
+    // column's last; `g_one`: a column has one group) and `f_c + 7` (the filler's last cycle, all
+    // ones until `f_c` is known at t = 5).
+    a_last: DFF<bool>,
+    g_one: DFF<bool>,
+    f_cend: DFF<Bits<10>>,
     // Filler.
     f_busy: DFF<bool>,
     f_t: DFF<Bits<10>>,
@@ -369,6 +375,9 @@ impl<
             ord_q: Default::default(),
             osel: Default::default(),
             osel2: Default::default(),
+            a_last: Default::default(),
+            g_one: Default::default(),
+            f_cend: Default::default(),
             f_busy: Default::default(),
             f_t: Default::default(),
             f_t0: Default::default(),
@@ -498,13 +507,14 @@ impl<
     fn update(&mut self) {
         dff_setup!(
             self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra, rb,
-            lo_a2, lo_a3, lo_bw, ird_q, ord_q, osel, osel2, f_busy, f_t, f_t0, f_dadr, f_cadr, f_col, f_c, f_buf,
-            f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0, f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2,
-            f_boff3, f_rv, f_row, f_rv2, f_row2, f_rv3, f_row3, f_rv4, f_row4, f_mb, f_wbad, f_p01, f_p23, f_nb, tend,
-            rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first, a_rem,
-            sw_v, sw_s, sw_b, sw_bmask, sw_count, sw_buf, sw_row, sw_rem, sw_first, sw_col, s0_v, s0_s, s0_b, s0_bmask,
-            s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count, sx_buf, sx_row, sx_rem,
-            sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act, ibuf_ra, sx_byte
+            lo_a2, lo_a3, lo_bw, ird_q, ord_q, osel, osel2, a_last, g_one, f_cend, f_busy, f_t, f_t0, f_dadr, f_cadr,
+            f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0, f_act, f_act1, dd0, dd1, f_bpos,
+            f_boff, f_boff2, f_boff3, f_rv, f_row, f_rv2, f_row2, f_rv3, f_row3, f_rv4, f_row4, f_mb, f_wbad, f_p01,
+            f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf,
+            a_first, a_rem, sw_v, sw_s, sw_b, sw_bmask, sw_count, sw_buf, sw_row, sw_rem, sw_first, sw_col, s0_v, s0_s,
+            s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count, sx_buf,
+            sx_row, sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act,
+            ibuf_ra, sx_byte
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -722,7 +732,10 @@ impl<
         self.f_prod.d.next = self.mul[0].pout.val();
         if self.f_busy.q.val() {
             // Count up to the column's last write, then hold until the phase ends.
-            if self.f_t.q.val() != self.f_c.q.val() + 7 {
+            if self.f_t.q.val() == 5 {
+                self.f_cend.d.next = self.f_c.q.val() + 7;
+            }
+            if self.f_t.q.val() != self.f_cend.q.val() {
                 self.f_t.d.next = self.f_t.q.val() + 1;
                 self.f_t0.d.next = false;
             }
@@ -761,10 +774,10 @@ impl<
                 }
             }
         }
-        self.f_fin.next = self.k_dense.val() || !self.f_busy.q.val() || (self.f_t.q.val() == self.f_c.q.val() + 7);
+        self.f_fin.next = self.k_dense.val() || !self.f_busy.q.val() || (self.f_t.q.val() == self.f_cend.q.val());
 
         // ---- Issue one output group per cycle.
-        self.a_fin.next = !self.a_busy.q.val() || (self.a_g.q.val() == self.gm1.q.val());
+        self.a_fin.next = !self.a_busy.q.val() || self.a_last.q.val();
         self.sw_v.d.next = self.a_busy.q.val();
         self.sw_s.d.next = bit_cast::<16, 32>(self.a_p.q.val() & 31);
         self.sw_b.d.next = self.a_b.q.val();
@@ -787,10 +800,11 @@ impl<
         self.s0_byte.d.next = bit_cast::<2, 32>(self.sw_col.q.val());
         if self.a_busy.q.val() {
             self.a_g.d.next = self.a_g.q.val() + 1;
+            self.a_last.d.next = self.a_g.q.val() + 1 == self.gm1.q.val();
             self.a_p.d.next = self.a_p.q.val() + (bit_cast::<32, 4>(self.a_b.q.val()) << self.k_logl.val());
             self.a_rem.d.next = self.a_rem.q.val() - self.k_lanes.val();
             // The column's last group: wait for the phase end (the filler may still be busy).
-            if self.a_g.q.val() == self.gm1.q.val() {
+            if self.a_last.q.val() {
                 self.a_busy.d.next = false;
             }
         }
@@ -807,6 +821,7 @@ impl<
                     self.a_busy.d.next = true;
                     self.a_col.d.next = self.a_col.q.val() + 1;
                     self.a_g.d.next = 0.into();
+                    self.a_last.d.next = self.g_one.q.val();
                     self.a_p.d.next = 0.into();
                     self.a_r0.d.next = self.a_r0.q.val() + self.percol.q.val();
                     self.a_rem.d.next = self.nout.q.val();
@@ -825,6 +840,7 @@ impl<
                 self.a_busy.d.next = true;
                 self.a_col.d.next = self.f_col.q.val();
                 self.a_g.d.next = 0.into();
+                self.a_last.d.next = self.g_one.q.val();
                 self.a_p.d.next = 0.into();
                 self.a_r0.d.next = self.f_r0.q.val();
                 self.a_b.d.next = self.f_bits.q.val();
@@ -835,6 +851,7 @@ impl<
                 self.a_rem.d.next = self.nout.q.val();
                 self.acnt.d.next = self.acnt.q.val() + self.nout.q.val();
                 self.f_t.d.next = 0.into();
+                self.f_cend.d.next = 0x3FF.into();
                 self.f_t0.d.next = true;
                 self.f_col.d.next = self.f_col.q.val() + 1;
                 self.f_dadr.d.next = self.basev.q.val() + ((self.f_col.q.val() + 1) << 1);
@@ -885,13 +902,16 @@ impl<
             self.basev.d.next = self.base.val();
             self.accv.d.next = self.accum.val();
             self.gm1.d.next = ((self.n_out.val() + self.k_lmask.val()) >> self.k_logl.val()) - 1;
+            self.g_one.d.next = self.n_out.val() <= self.k_lanes.val();
             self.percol.d.next = (self.n_out.val() + 3) >> 2;
             self.f_col.d.next = 0.into();
             self.f_t.d.next = 0.into();
+            self.f_cend.d.next = 0x3FF.into();
             self.f_t0.d.next = true;
             self.f_dadr.d.next = self.base.val();
             self.f_buf.d.next = false;
             self.a_g.d.next = 0.into();
+            self.a_last.d.next = self.n_out.val() <= self.k_lanes.val();
             self.a_p.d.next = 0.into();
             if self.k_dense.val() {
                 self.f_busy.d.next = false;

@@ -870,8 +870,10 @@ fn render_markdown(
         "\nThe paper's figures are averages over its own networks and designs (M. Riera, J.-M. Arnau, A. González, \
          \"CREW: Computation Reuse and Efficient Weight Storage for Hardware-accelerated MLPs and RNNs\": speedup \
          and energy savings over a TPU-like accelerator and over UCNN). Ours compare the CREW core with the dense int8 core \
-         built from the same components **at equal lanes**; an equal-area comparison would need the synthesized \
-         area of both cores on one part, which we do not have yet, so none is claimed.\n"
+         built from the same components **at equal lanes**. No equal-area speedup is claimed: the measured \
+         equal-area point (docs/fpga.md, the LANES sweep: both cores at 8 lanes on the LFE5U-25F) shows a CREW \
+         lane costing more LUTs and block RAM than a dense lane costs in DSP slices on the ECP5, so at equal \
+         area the dense core fits at least as many lanes.\n"
     );
     s += &findings(ctx, results);
     let _ = writeln!(s, "## CPU kernels (median wall time per call of {b} vector(s))\n");

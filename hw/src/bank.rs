@@ -201,3 +201,64 @@ end
         ))
     }
 }
+
+/// A `W`-bit memory with one write port and one registered read port, for block RAM, whose read
+/// of a row in the cycle that row is written is *undefined*: the Verilog carries yosys's
+/// `no_rw_check`, so synthesis builds no collision logic. Without it yosys puts a bypass mux (and
+/// a register of the write data, `W` flip-flops) behind every port, which keeps the DP16KD's output
+/// register from absorbing the read register after it (scripts/pack-bram-outreg.py).
+///
+/// The core never uses such a read: a lane reads one product-table buffer while the fill writes
+/// the other, and an accumulator read that misses a write in flight is replaced by forwarding.
+/// The simulation model holds it to that: a colliding read returns the stored word inverted, so a
+/// test that used one would see wrong sums. Ports as rust-hdl's `RAM`.
+#[derive(LogicBlock, Default)]
+pub struct BlockRam<const W: usize, const N: usize> {
+    pub read_address: Signal<In, Bits<N>>,
+    pub read_clock: Signal<In, Clock>,
+    pub read_data: Signal<Out, Bits<W>>,
+    pub write_address: Signal<In, Bits<N>>,
+    pub write_clock: Signal<In, Clock>,
+    pub write_data: Signal<In, Bits<W>>,
+    pub write_enable: Signal<In, bool>,
+    _mem: BTreeMap<u64, Bits<W>>,
+}
+
+impl<const W: usize, const N: usize> Logic for BlockRam<W, N> {
+    fn update(&mut self) {
+        let writes = self.write_clock.pos_edge() && self.write_enable.val();
+        if self.read_clock.pos_edge() {
+            let ra = self.read_address.val().to_u64();
+            let stored = self._mem.get(&ra).copied().unwrap_or_default();
+            let collides = writes && self.write_address.val().to_u64() == ra;
+            self.read_data.next = if collides { !stored } else { stored };
+        }
+        if writes {
+            self._mem.insert(self.write_address.val().to_u64(), self.write_data.val());
+        }
+    }
+
+    fn connect(&mut self) {
+        self.read_data.connect();
+    }
+
+    fn hdl(&self) -> Verilog {
+        Verilog::Custom(format!(
+            "\
+(* no_rw_check *) reg [{w1}:0] mem[0:{last}];
+
+always @(posedge read_clock) begin
+   read_data <= mem[read_address];
+end
+
+always @(posedge write_clock) begin
+   if (write_enable) begin
+      mem[write_address] <= write_data;
+   end
+end
+",
+            w1 = W - 1,
+            last = (1usize << N) - 1
+        ))
+    }
+}

@@ -26,6 +26,7 @@
 //! one row per cycle, and entry `k` of buffer `buf` is product `k % MULTS` of row
 //! `buf * 256 / MULTS + k / MULTS`.
 
+use crate::bank::BlockRam;
 use rust_hdl::prelude::*;
 
 #[derive(LogicBlock)]
@@ -66,8 +67,8 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub err_in: Signal<In, bool>,
     pub err_out: Signal<Out, bool>,
 
-    pub tab: RAM<Bits<PW>, TA>,
-    pub acc: RAM<Bits<32>, OBA>,
+    pub tab: BlockRam<PW, TA>,
+    pub acc: BlockRam<32, OBA>,
 
     off: Signal<Local, Bits<32>>,
     rot: Signal<Local, Bits<NBW>>,

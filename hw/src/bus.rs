@@ -74,6 +74,11 @@ pub struct Shell {
     q_is_w: DFF<bool>,
     q_is_i: DFF<bool>,
     q_is_o: DFF<bool>,
+    /// The latched request addresses CTRL (decoded while latching, off the execute cycle's path).
+    q_ctrl: DFF<bool>,
+    /// CRC_START's range check on CRC_BASE and CRC_LEN, evaluated every cycle: the registers
+    /// cannot change in the cycle before a CTRL write executes (one request at a time).
+    crc_bad: DFF<bool>,
     // Registers.
     ack: DFF<bool>,
     /// The access acknowledged now is a memory read: its data and `ready` come a cycle later.
@@ -214,6 +219,8 @@ impl Shell {
             q_is_w: Default::default(),
             q_is_i: Default::default(),
             q_is_o: Default::default(),
+            q_ctrl: Default::default(),
+            crc_bad: Default::default(),
             ack: Default::default(),
             slow: Default::default(),
             slow2: Default::default(),
@@ -306,9 +313,9 @@ impl Logic for Shell {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, go, q_addr, q_wdata, q_we, q_word, q_is_w, q_is_i, q_is_o, ack, slow, slow2, ackm, rsel, rreg,
-            r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc, r_mul, r_add, r_scr, busy, done, err, code,
-            st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
+            self, clock, go, q_addr, q_wdata, q_we, q_word, q_is_w, q_is_i, q_is_o, q_ctrl, crc_bad, ack, slow, slow2,
+            ackm, rsel, rreg, r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc, r_mul, r_add, r_scr, busy,
+            done, err, code, st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
         );
         // Address decode.
         self.is_w.next = self.addr.val() >= self.k_weight_window.val();
@@ -337,6 +344,7 @@ impl Logic for Shell {
             self.q_is_w.d.next = self.is_w.val();
             self.q_is_i.d.next = self.is_i.val();
             self.q_is_o.d.next = self.is_o.val();
+            self.q_ctrl.d.next = self.addr.val() == self.k_r_ctrl.val();
         }
         self.acc_go.next = self.go.q.val();
         self.wr.next = self.acc_go.val() && self.q_we.q.val();
@@ -362,9 +370,8 @@ impl Logic for Shell {
         self.run_nin.next = self.r_nin.q.val();
         self.run_base.next = self.r_base.q.val();
         self.run_accum.next = (self.r_ctrl.q.val() & self.k_accumulate.val()).any();
-        self.run_abort.next = self.wr.val()
-            && (self.q_addr.q.val() == self.k_r_ctrl.val())
-            && (self.q_wdata.q.val() & self.k_soft_reset.val()).any();
+        self.run_abort.next =
+            self.wr.val() && self.q_ctrl.q.val() && (self.q_wdata.q.val() & self.k_soft_reset.val()).any();
 
         // Read path: register value latched now (ready next cycle), memory data three cycles later
         // (rsel still holds the held address's window then).
@@ -584,7 +591,9 @@ impl Logic for Shell {
         }
 
         // CTRL writes (after the engines, so that SOFT_RESET wins).
-        if self.wr.val() && (self.q_addr.q.val() == self.k_r_ctrl.val()) {
+        self.crc_bad.d.next = (self.r_crcb.q.val() > self.k_wmem.val())
+            || (self.r_crcl.q.val() > (self.k_wmem.val() - self.r_crcb.q.val()));
+        if self.wr.val() && self.q_ctrl.q.val() {
             self.r_ctrl.d.next = self.q_wdata.q.val() & self.k_level_mask.val();
             if (self.q_wdata.q.val() & (self.k_start.val() | self.k_crc_start.val())).any() {
                 if self.busy.q.val() {
@@ -604,9 +613,7 @@ impl Logic for Shell {
                         self.crc_addr.d.next = self.r_crcb.q.val();
                         self.crc_left.d.next = self.r_crcl.q.val();
                         self.r_crcv.d.next = self.k_ones.val();
-                        if (self.r_crcb.q.val() > self.k_wmem.val())
-                            || (self.r_crcl.q.val() > (self.k_wmem.val() - self.r_crcb.q.val()))
-                        {
+                        if self.crc_bad.q.val() {
                             self.err.d.next = true;
                             self.code.d.next = self.k_e_crc.val();
                         } else {

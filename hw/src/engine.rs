@@ -469,10 +469,11 @@ impl<
             ibuf_ra: Default::default(),
             sx_byte: Default::default(),
             k_dense: Constant::new(dense),
-            // The lane pipeline after the last issue (crew_core's DRAIN_CYCLES), and one less: the
-            // cycle its index check is registered, when a pending descriptor error may follow.
+            // The lane pipeline after the last issue (crew_core's DRAIN_CYCLES), and two less: the
+            // cycle its index check is registered (lane stage 2; stages 3 and 4 select, add and
+            // write back), when a pending descriptor error may follow.
             k_drain: Constant::new((cycles::DRAIN_CYCLES as u32).to_bits()),
-            k_pend: Constant::new((cycles::DRAIN_CYCLES as u32 - 1).to_bits()),
+            k_pend: Constant::new((cycles::DRAIN_CYCLES as u32 - 2).to_bits()),
             k_nbmask: k32(NB as u64 - 1),
             k_lognb: k32(NB.trailing_zeros() as u64),
             k_nbw: Constant::new((NBW as u64).to_bits()),

@@ -10,14 +10,20 @@
 //! * stage x (cycle `a + 2`): register the 16 bank-word bits from that byte on (they hold the
 //!   index whatever its bit offset in the byte);
 //! * stage 1 (cycle `a + 3`): take the `b`-bit index from them, check it against the column's
-//!   unique count, present the product-table row and the accumulator row;
-//! * stage 2 (cycle `a + 4`): register the product-table row and the accumulator (block RAM
-//!   outputs are slow), or, dense, multiply weight by activation and register the product;
-//! * stage 3 (cycle `a + 5`): select the product, add it to the accumulator (or not, on the
-//!   first column of a run without ACCUMULATE) and write the accumulator back.
+//!   unique count, present the product-table row;
+//! * stage 2 (cycle `a + 4`): the product-table row is registered (in the DP16KD's output
+//!   register, scripts/pack-bram-outreg.py), or, dense, multiply weight by activation and
+//!   register the product; present the accumulator row;
+//! * stage 3 (cycle `a + 5`): select the product from the row and register it; the accumulator
+//!   is registered (its DP16KD output register);
+//! * stage 4 (cycle `a + 6`): add the product to the accumulator (or not, on the first column of
+//!   a run without ACCUMULATE) and write the accumulator back.
 //!
-//! Read-modify-write hazard: the accumulator read in stage 1 misses the writes of the two groups
-//! ahead (their stage 3 is in the read's cycle or the next one), so stage 3 takes the sum of the
+//! Stages 3 and 4 were one: a block RAM output through the select and the 32-bit add into the
+//! accumulator's block RAM took 11.8 ns on the 25F, beyond 10 ns.
+//!
+//! Read-modify-write hazard: the accumulator read in stage 2 misses the writes of the two groups
+//! ahead (their stage 4 is in the read's cycle or the next one), so stage 4 takes the sum of the
 //! group one ahead, else two ahead, when it wrote the same row (the match is registered a cycle
 //! early). CREW reaches this only when a column phase is that short, which it never is (a phase
 //! lasts at least FILL_LATENCY + 1 cycles); the dense baseline does whenever `N_OUT <= 2 LANES`.
@@ -39,7 +45,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub bus_lane: Signal<In, Bits<16>>,
     pub bus_wdata: Signal<In, Bits<32>>,
     pub bus_we: Signal<In, bool>,
-    /// Lane whose read data the bus wants (registered twice by the engine, to meet `aq3`).
+    /// Lane whose read data the bus wants (registered twice by the engine, to meet `aq4`).
     pub bus_sel: Signal<In, Bits<16>>,
     pub ord_in: Signal<In, Bits<32>>,
     pub ord_out: Signal<Out, Bits<32>>,
@@ -100,13 +106,17 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     first3: DFF<bool>,
     sel3: DFF<Bits<8>>,
     tq3: DFF<Bits<PW>>,
-    aq3: DFF<Bits<32>>,
     v4: DFF<bool>,
     row4: DFF<Bits<OBA>>,
+    first4: DFF<bool>,
+    pq4: DFF<Bits<16>>,
+    aq4: DFF<Bits<32>>,
+    v5: DFF<bool>,
+    row5: DFF<Bits<OBA>>,
     fwd1: DFF<bool>,
     fwd2: DFF<bool>,
-    sum4: DFF<Bits<32>>,
     sum5: DFF<Bits<32>>,
+    sum6: DFF<Bits<32>>,
     errq: DFF<bool>,
 
     k_lane: Constant<Bits<16>>,
@@ -182,13 +192,17 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             first3: Default::default(),
             sel3: Default::default(),
             tq3: Default::default(),
-            aq3: Default::default(),
             v4: Default::default(),
             row4: Default::default(),
+            first4: Default::default(),
+            pq4: Default::default(),
+            aq4: Default::default(),
+            v5: Default::default(),
+            row5: Default::default(),
             fwd1: Default::default(),
             fwd2: Default::default(),
-            sum4: Default::default(),
             sum5: Default::default(),
+            sum6: Default::default(),
             errq: Default::default(),
             k_lane: Constant::new((lane as u64).to_bits()),
             k_lane32: Constant::new((lane as u64).to_bits()),
@@ -207,8 +221,8 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, bsel, boff, boff1, w16, v2, row2, first2, sel2, w2, v3, row3, first3, sel3, tq3, aq3, v4,
-            row4, fwd1, fwd2, sum4, sum5, errq
+            self, clock, bsel, boff, boff1, w16, v2, row2, first2, sel2, w2, v3, row3, first3, sel3, tq3, v4, row4,
+            first4, pq4, aq4, v5, row5, fwd1, fwd2, sum5, sum6, errq
         );
         self.tab.read_clock.next = self.clock.val();
         self.tab.write_clock.next = self.clock.val();
@@ -264,7 +278,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.sel2.d.next = self.idx.val() & self.k_mmask.val();
         self.w2.d.next = self.idx.val();
 
-        // Stage 2: register the block RAM outputs; dense multiplies here.
+        // Stage 2: register the table row; dense multiplies here. The accumulator read starts.
         self.wx.next = bit_cast::<16, 8>(self.w2.q.val());
         if self.w2.q.val().get_bit(7) {
             self.wx.next = bit_cast::<16, 8>(self.w2.q.val()) | 0xFF00;
@@ -280,36 +294,42 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
             self.tq3.d.next = bit_cast::<PW, 16>(bit_cast::<16, 32>(self.mul.val()));
             self.sel3.d.next = 0.into();
         }
-        self.aq3.d.next = self.acc.read_data.val();
         self.v3.d.next = self.v2.q.val() && self.own.val();
         self.row3.d.next = self.row2.q.val();
         self.first3.d.next = self.first2.q.val();
-        // Forwarding, decided one cycle ahead: the group now in stage 3 (its sum is in sum4 next
-        // cycle) wins over the one that wrote last cycle (in sum5 next cycle).
-        self.fwd1.d.next = self.v2.q.val() && self.v3.q.val() && (self.row2.q.val() == self.row3.q.val());
-        self.fwd2.d.next = self.v2.q.val() && self.v4.q.val() && (self.row2.q.val() == self.row4.q.val());
 
-        // Stage 3: product, add, write back.
-        self.prod.next = self.tq3.q.val().get_bits::<16>(self.sel3.q.val().index() * 16);
+        // Stage 3: select the product; register the accumulator.
+        self.pq4.d.next = self.tq3.q.val().get_bits::<16>(self.sel3.q.val().index() * 16);
+        self.aq4.d.next = self.acc.read_data.val();
+        self.v4.d.next = self.v3.q.val() && self.own.val();
+        self.row4.d.next = self.row3.q.val();
+        self.first4.d.next = self.first3.q.val();
+        // Forwarding, decided one cycle ahead: the group now in stage 4 (its sum is in sum5 next
+        // cycle) wins over the one that wrote last cycle (in sum6 next cycle).
+        self.fwd1.d.next = self.v3.q.val() && self.v4.q.val() && (self.row3.q.val() == self.row4.q.val());
+        self.fwd2.d.next = self.v3.q.val() && self.v5.q.val() && (self.row3.q.val() == self.row5.q.val());
+
+        // Stage 4: add, write back.
+        self.prod.next = self.pq4.q.val();
         self.sext.next = bit_cast::<32, 16>(self.prod.val());
         if self.prod.val().get_bit(15) {
             self.sext.next = bit_cast::<32, 16>(self.prod.val()) | self.k_hi16.val();
         }
-        self.accv.next = self.aq3.q.val();
+        self.accv.next = self.aq4.q.val();
         if self.fwd2.q.val() {
-            self.accv.next = self.sum5.q.val();
+            self.accv.next = self.sum6.q.val();
         }
         if self.fwd1.q.val() {
-            self.accv.next = self.sum4.q.val();
+            self.accv.next = self.sum5.q.val();
+        }
+        if self.first4.q.val() {
+            self.accv.next = 0.into();
         }
         self.sum.next = self.sext.val() + self.accv.val();
-        if self.first3.q.val() {
-            self.sum.next = self.sext.val();
-        }
-        self.v4.d.next = self.v3.q.val() && self.own.val();
-        self.row4.d.next = self.row3.q.val();
-        self.sum4.d.next = self.sum.val();
-        self.sum5.d.next = self.sum4.q.val();
+        self.v5.d.next = self.v4.q.val() && self.own.val();
+        self.row5.d.next = self.row4.q.val();
+        self.sum5.d.next = self.sum.val();
+        self.sum6.d.next = self.sum5.q.val();
 
         // Accumulator ports: the engine while it runs, the bus otherwise.
         self.acc.read_address.next = self.bus_row.val();
@@ -317,14 +337,14 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.acc.write_data.next = self.bus_wdata.val();
         self.acc.write_enable.next = self.bus_we.val() && (self.bus_lane.val() == self.k_lane.val());
         if self.own.val() {
-            self.acc.read_address.next = self.s1_row.val();
-            self.acc.write_address.next = self.row3.q.val();
+            self.acc.read_address.next = self.row2.q.val();
+            self.acc.write_address.next = self.row4.q.val();
             self.acc.write_data.next = self.sum.val();
-            self.acc.write_enable.next = self.v3.q.val();
+            self.acc.write_enable.next = self.v4.q.val();
         }
         self.ord_out.next = self.ord_in.val();
         if self.bus_sel.val() == self.k_lane.val() {
-            self.ord_out.next = self.ord_in.val() | self.aq3.q.val();
+            self.ord_out.next = self.ord_in.val() | self.aq4.q.val();
         }
 
         // Product-table fill.

@@ -14,8 +14,8 @@
 //! accumulates column `s` (one output group of `L` outputs per cycle, `acc = ceil(n_out / L)`
 //! cycles) while the filler fills column `s + 1` into the other table buffer
 //! (`fill = FILL_LATENCY + ceil(|U| / M)` cycles). A phase ends when both are done, so it lasts
-//! `max(acc, fill)`. Six drain cycles after the last group (the banks' address register, the
-//! bank-word register, the lanes' index-bits register, lane stages 1 to 3), the last accumulator
+//! `max(acc, fill)`. `DRAIN_CYCLES` (8) after the last group (the banks' address register, the
+//! bank-word register, the lanes' index-bits register, lane stages 1 to 5), the last accumulator
 //! write happens and `done` pulses. That is `crew_core::cycles::crew_counts` term by term.
 //!
 //! Every bank registers its row addresses beside its block RAMs, so a port reads two cycles
@@ -119,8 +119,8 @@ pub struct Engine<
 
     // Run state.
     running: DFF<bool>,
-    drain: DFF<Bits<3>>,
-    pend: DFF<Bits<3>>,
+    drain: DFF<Bits<4>>,
+    pend: DFF<Bits<4>>,
     nout: DFF<Bits<32>>,
     nin: DFF<Bits<32>>,
     basev: DFF<Bits<32>>,
@@ -255,8 +255,8 @@ pub struct Engine<
     sx_byte: DFF<Bits<2>>,
 
     k_dense: Constant<bool>,
-    k_drain: Constant<Bits<3>>,
-    k_pend: Constant<Bits<3>>,
+    k_drain: Constant<Bits<4>>,
+    k_pend: Constant<Bits<4>>,
     k_nbmask: Constant<Bits<32>>,
     k_lognb: Constant<Bits<32>>,
     k_nbw: Constant<Bits<16>>,
@@ -469,11 +469,11 @@ impl<
             ibuf_ra: Default::default(),
             sx_byte: Default::default(),
             k_dense: Constant::new(dense),
-            // The lane pipeline after the last issue (crew_core's DRAIN_CYCLES), and two less: the
-            // cycle its index check is registered (lane stage 2; stages 3 and 4 select, add and
+            // The lane pipeline after the last issue (crew_core's DRAIN_CYCLES), and three less: the
+            // cycle its index check is registered (lane stage 2; stages 3 to 5 select, add and
             // write back), when a pending descriptor error may follow.
             k_drain: Constant::new((cycles::DRAIN_CYCLES as u32).to_bits()),
-            k_pend: Constant::new((cycles::DRAIN_CYCLES as u32 - 2).to_bits()),
+            k_pend: Constant::new((cycles::DRAIN_CYCLES as u32 - 3).to_bits()),
             k_nbmask: k32(NB as u64 - 1),
             k_lognb: k32(NB.trailing_zeros() as u64),
             k_nbw: Constant::new((NBW as u64).to_bits()),

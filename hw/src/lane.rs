@@ -17,16 +17,21 @@
 //! * stage 3 (cycle `a + 5`): select the product from the row and register it; the accumulator
 //!   is registered (its DP16KD output register);
 //! * stage 4 (cycle `a + 6`): add the product to the accumulator (or not, on the first column of
-//!   a run without ACCUMULATE) and write the accumulator back.
+//!   a run without ACCUMULATE) and register the sum;
+//! * stage 5 (cycle `a + 7`): write the sum back.
 //!
-//! Stages 3 and 4 were one: a block RAM output through the select and the 32-bit add into the
-//! accumulator's block RAM took 11.8 ns on the 25F, beyond 10 ns.
+//! Select, add and write were one stage: a block RAM output through the select and the 32-bit add
+//! into the accumulator's block RAM took 11.8 ns on the 25F; with the select a stage earlier the
+//! accumulator's round trip (read data, forwarding mux, add, write data) still took 10.9 ns, of
+//! which 5.2 ns were the routes between the block RAM and the adder; so the sum is registered
+//! before it is written.
 //!
-//! Read-modify-write hazard: the accumulator read in stage 2 misses the writes of the two groups
-//! ahead (their stage 4 is in the read's cycle or the next one), so stage 4 takes the sum of the
-//! group one ahead, else two ahead, when it wrote the same row (the match is registered a cycle
+//! Read-modify-write hazard: the accumulator read in stage 2 misses the writes of the three
+//! groups ahead (their stage 5 is in the read's cycle or one of the next two; a read of the row
+//! being written is undefined, [`BlockRam`]), so stage 4 takes the sum of the group one ahead,
+//! else two ahead, else three ahead, when it has the same row (the match is registered a cycle
 //! early). CREW reaches this only when a column phase is that short, which it never is (a phase
-//! lasts at least FILL_LATENCY + 1 cycles); the dense baseline does whenever `N_OUT <= 2 LANES`.
+//! lasts at least FILL_LATENCY + 1 cycles); the dense baseline does whenever `N_OUT <= 3 LANES`.
 //!
 //! The product table holds `MULTS` products per row (`PW = 16 * MULTS` bits): the fill writes
 //! one row per cycle, and entry `k` of buffer `buf` is product `k % MULTS` of row
@@ -113,10 +118,14 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     aq4: DFF<Bits<32>>,
     v5: DFF<bool>,
     row5: DFF<Bits<OBA>>,
+    v6: DFF<bool>,
+    row6: DFF<Bits<OBA>>,
     fwd1: DFF<bool>,
     fwd2: DFF<bool>,
+    fwd3: DFF<bool>,
     sum5: DFF<Bits<32>>,
     sum6: DFF<Bits<32>>,
+    sum7: DFF<Bits<32>>,
     errq: DFF<bool>,
 
     k_lane: Constant<Bits<16>>,
@@ -199,10 +208,14 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             aq4: Default::default(),
             v5: Default::default(),
             row5: Default::default(),
+            v6: Default::default(),
+            row6: Default::default(),
             fwd1: Default::default(),
             fwd2: Default::default(),
+            fwd3: Default::default(),
             sum5: Default::default(),
             sum6: Default::default(),
+            sum7: Default::default(),
             errq: Default::default(),
             k_lane: Constant::new((lane as u64).to_bits()),
             k_lane32: Constant::new((lane as u64).to_bits()),
@@ -222,7 +235,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
     fn update(&mut self) {
         dff_setup!(
             self, clock, bsel, boff, boff1, w16, v2, row2, first2, sel2, w2, v3, row3, first3, sel3, tq3, v4, row4,
-            first4, pq4, aq4, v5, row5, fwd1, fwd2, sum5, sum6, errq
+            first4, pq4, aq4, v5, row5, v6, row6, fwd1, fwd2, fwd3, sum5, sum6, sum7, errq
         );
         self.tab.read_clock.next = self.clock.val();
         self.tab.write_clock.next = self.clock.val();
@@ -305,17 +318,22 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.row4.d.next = self.row3.q.val();
         self.first4.d.next = self.first3.q.val();
         // Forwarding, decided one cycle ahead: the group now in stage 4 (its sum is in sum5 next
-        // cycle) wins over the one that wrote last cycle (in sum6 next cycle).
+        // cycle) wins over the one in stage 5 (in sum6 next cycle), which wins over the one that
+        // wrote last cycle (in sum7 next cycle).
         self.fwd1.d.next = self.v3.q.val() && self.v4.q.val() && (self.row3.q.val() == self.row4.q.val());
         self.fwd2.d.next = self.v3.q.val() && self.v5.q.val() && (self.row3.q.val() == self.row5.q.val());
+        self.fwd3.d.next = self.v3.q.val() && self.v6.q.val() && (self.row3.q.val() == self.row6.q.val());
 
-        // Stage 4: add, write back.
+        // Stage 4: add, register the sum. Stage 5: write it back.
         self.prod.next = self.pq4.q.val();
         self.sext.next = bit_cast::<32, 16>(self.prod.val());
         if self.prod.val().get_bit(15) {
             self.sext.next = bit_cast::<32, 16>(self.prod.val()) | self.k_hi16.val();
         }
         self.accv.next = self.aq4.q.val();
+        if self.fwd3.q.val() {
+            self.accv.next = self.sum7.q.val();
+        }
         if self.fwd2.q.val() {
             self.accv.next = self.sum6.q.val();
         }
@@ -328,8 +346,11 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.sum.next = self.sext.val() + self.accv.val();
         self.v5.d.next = self.v4.q.val() && self.own.val();
         self.row5.d.next = self.row4.q.val();
+        self.v6.d.next = self.v5.q.val() && self.own.val();
+        self.row6.d.next = self.row5.q.val();
         self.sum5.d.next = self.sum.val();
         self.sum6.d.next = self.sum5.q.val();
+        self.sum7.d.next = self.sum6.q.val();
 
         // Accumulator ports: the engine while it runs, the bus otherwise.
         self.acc.read_address.next = self.bus_row.val();
@@ -338,9 +359,9 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.acc.write_enable.next = self.bus_we.val() && (self.bus_lane.val() == self.k_lane.val());
         if self.own.val() {
             self.acc.read_address.next = self.row2.q.val();
-            self.acc.write_address.next = self.row4.q.val();
-            self.acc.write_data.next = self.sum.val();
-            self.acc.write_enable.next = self.v4.q.val();
+            self.acc.write_address.next = self.row5.q.val();
+            self.acc.write_data.next = self.sum5.q.val();
+            self.acc.write_enable.next = self.v5.q.val();
         }
         self.ord_out.next = self.ord_in.val();
         if self.bus_sel.val() == self.k_lane.val() {

@@ -115,7 +115,8 @@ pub struct Engine<
     f_fin: Signal<Local, bool>,
     a_fin: Signal<Local, bool>,
     bnd: Signal<Local, bool>,
-    lerr: Signal<Local, bool>,
+    /// Any lane's index error, registered after the lanes' OR chain (off the shell's error path).
+    lerr: DFF<bool>,
 
     // Run state.
     running: DFF<bool>,
@@ -469,11 +470,11 @@ impl<
             ibuf_ra: Default::default(),
             sx_byte: Default::default(),
             k_dense: Constant::new(dense),
-            // The lane pipeline after the last issue (crew_core's DRAIN_CYCLES), and three less: the
-            // cycle its index check is registered (lane stage 2; stages 3 to 5 select, add and
-            // write back), when a pending descriptor error may follow.
+            // The lane pipeline after the last issue (crew_core's DRAIN_CYCLES), and two less: the
+            // cycle its index check reaches the engine (lane stage 2, then `lerr`; stages 3 to 5
+            // select, add and write back), when a pending descriptor error may follow.
             k_drain: Constant::new((cycles::DRAIN_CYCLES as u32).to_bits()),
-            k_pend: Constant::new((cycles::DRAIN_CYCLES as u32 - 3).to_bits()),
+            k_pend: Constant::new((cycles::DRAIN_CYCLES as u32 - 2).to_bits()),
             k_nbmask: k32(NB as u64 - 1),
             k_lognb: k32(NB.trailing_zeros() as u64),
             k_nbw: Constant::new((NBW as u64).to_bits()),
@@ -507,14 +508,14 @@ impl<
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, running, drain, pend, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra, rb,
-            lo_a2, lo_a3, lo_bw, ird_q, ord_q, osel, osel2, a_last, g_one, f_cend, f_busy, f_t, f_t0, f_dadr, f_cadr,
-            f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0, f_act, f_act1, dd0, dd1, f_bpos,
-            f_boff, f_boff2, f_boff3, f_rv, f_row, f_rv2, f_row2, f_rv3, f_row3, f_rv4, f_row4, f_mb, f_wbad, f_p01,
-            f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf,
-            a_first, a_rem, sw_v, sw_s, sw_b, sw_bmask, sw_count, sw_buf, sw_row, sw_rem, sw_first, sw_col, s0_v, s0_s,
-            s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count, sx_buf,
-            sx_row, sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act,
+            self, clock, running, drain, pend, lerr, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra,
+            rb, lo_a2, lo_a3, lo_bw, ird_q, ord_q, osel, osel2, a_last, g_one, f_cend, f_busy, f_t, f_t0, f_dadr,
+            f_cadr, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0, f_act, f_act1, dd0, dd1,
+            f_bpos, f_boff, f_boff2, f_boff3, f_rv, f_row, f_rv2, f_row2, f_rv3, f_row3, f_rv4, f_row4, f_mb, f_wbad,
+            f_p01, f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count,
+            a_buf, a_first, a_rem, sw_v, sw_s, sw_b, sw_bmask, sw_count, sw_buf, sw_row, sw_rem, sw_first, sw_col,
+            s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count,
+            sx_buf, sx_row, sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act,
             ibuf_ra, sx_byte
         );
         self.ibuf.read_clock.next = self.clock.val();
@@ -642,7 +643,7 @@ impl<
         }
         self.ord_q.d.next = self.lanes[0].ord_out.val();
         self.b_ordata.next = self.ord_q.q.val();
-        self.lerr.next = self.lanes[0].err_out.val();
+        self.lerr.d.next = self.lanes[0].err_out.val();
 
         // ---- Multipliers: chunk bytes of the registered port-A window times the activation.
         self.f_mb.d.next = bit_cast::<PW, NBW>(self.winr.val() >> (bit_cast::<16, 2>(self.f_boff3.q.val()) << 3));
@@ -873,15 +874,16 @@ impl<
             }
         }
 
-        // ---- Errors: an index error (registered after lane stage 1) first, then a pending
-        // descriptor error, raised once the previous column's last index has been checked.
+        // ---- Errors: an index error (registered after lane stage 1, and after the lanes' OR chain)
+        // first, then a pending descriptor error, raised once the previous column's last index has
+        // been checked.
         if self.pend.q.val() != 0 {
             self.pend.d.next = self.pend.q.val() - 1;
         }
-        if self.running.q.val() && (self.lerr.val() || (self.pend.q.val() == 1)) {
+        if self.running.q.val() && (self.lerr.q.val() || (self.pend.q.val() == 1)) {
             self.err.next = true;
             self.code.next = self.f_code.q.val();
-            if self.lerr.val() {
+            if self.lerr.q.val() {
                 self.code.next = self.k_e_index.val();
             }
             self.done.next = false;

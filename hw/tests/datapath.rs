@@ -207,6 +207,15 @@ fn malformed_descriptors_and_indices_report_their_codes() {
         },
         ErrorCode::IndexOutOfRange,
     );
+    // The same with the error in column 0's last index (group 2): the bad descriptor waits
+    // until that index has been checked (the engine's `pend`).
+    crew_error(
+        |img, e| {
+            img[e.descriptors[0].run_offset as usize] |= 0b11 << 16;
+            img[3] = (img[3] & 0x00ff_ffff) | 4 << 24;
+        },
+        ErrorCode::IndexOutOfRange,
+    );
     // An index error in the last column, detected in the drain.
     crew_error(|img, e| img[e.descriptors[2].run_offset as usize] |= 0b11 << 8, ErrorCode::IndexOutOfRange);
 }

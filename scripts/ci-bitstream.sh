@@ -38,6 +38,8 @@ if os.path.exists(sys.argv[2]):
     if diff:
         print(f"ci-bitstream: note: the committed bitstream has another core configuration: {diff}")
     print(f"ci-bitstream: Fmax {f['achieved']} MHz (committed build: {old['fmax_mhz']['achieved']} MHz)")
+    same = "the same as" if new["sha256"] == old.get("sha256") else "different from"
+    print(f"ci-bitstream: sha256 {new['sha256']}: {same} the committed bitstream's")
 r = new["resources"]
 print("ci-bitstream: OK: LFE5U-25F, Fmax %.1f >= %.1f MHz, LUT %d FF %d DSP %d EBR %d"
       % (f["achieved"], f["constraint"], r["lut4"]["used"], r["ff"]["used"], r["dsp"]["used"], r["ebr"]["used"]))

@@ -183,22 +183,7 @@ impl<const N: usize> Logic for LutRam<N> {
     }
 
     fn hdl(&self) -> Verilog {
-        Verilog::Custom(format!(
-            "\
-(* ram_style = \"distributed\" *) reg [31:0] mem[0:{last}];
-
-always @(posedge read_clock) begin
-   read_data <= mem[read_address];
-end
-
-always @(posedge write_clock) begin
-   if (write_enable) begin
-      mem[write_address] <= write_data;
-   end
-end
-",
-            last = (1usize << N) - 1
-        ))
+        memory_verilog("ram_style = \"distributed\"", 32, N)
     }
 }
 
@@ -243,9 +228,16 @@ impl<const W: usize, const N: usize> Logic for BlockRam<W, N> {
     }
 
     fn hdl(&self) -> Verilog {
-        Verilog::Custom(format!(
-            "\
-(* no_rw_check *) reg [{w1}:0] mem[0:{last}];
+        memory_verilog("no_rw_check", W, N)
+    }
+}
+
+/// The Verilog of a `width`-bit memory of `2^abits` rows with one write port and one registered
+/// read port (rust-hdl `RAM`'s port names), its array carrying the yosys attribute `attr`.
+fn memory_verilog(attr: &str, width: usize, abits: usize) -> Verilog {
+    Verilog::Custom(format!(
+        "\
+(* {attr} *) reg [{w1}:0] mem[0:{last}];
 
 always @(posedge read_clock) begin
    read_data <= mem[read_address];
@@ -257,8 +249,7 @@ always @(posedge write_clock) begin
    end
 end
 ",
-            w1 = W - 1,
-            last = (1usize << N) - 1
-        ))
-    }
+        w1 = width - 1,
+        last = (1usize << abits) - 1
+    ))
 }

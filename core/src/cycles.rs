@@ -26,11 +26,11 @@ pub const START_CYCLES: u64 = 2;
 /// stages, multiply and table write.
 pub const FILL_LATENCY: u64 = 8;
 /// Cycles after the last output group is issued until DONE (crew-hw's lane pipeline): the banks
-/// register the address, the bank words arrive and are registered, each lane registers its index
-/// bits, unpacks its index with the product-table read, registers the table row with the
+/// register the address, the bank words arrive and are registered, each lane registers the two
+/// words holding its index, then its index bits, unpacks its index with the product-table read, registers the table row with the
 /// accumulator read, selects the product and registers the accumulator, adds and registers the
 /// sum, then writes it back.
-pub const DRAIN_CYCLES: u64 = 8;
+pub const DRAIN_CYCLES: u64 = 9;
 
 /// Operation counts and cycles of one run of one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,7 +99,7 @@ mod tests {
         let cfg = DeviceConfig { lanes: 4, groups: 2, mults: 2, ..DeviceConfig::ECP5_25F };
         // n_out = 10 -> acc = 3; fills: 8+1=9, 8+3=11 | 8+2=10 -> steps F = [11, 10], F(2) = 0.
         let c = crew_counts(&cfg, 10, &[2, 5, 4]);
-        assert_eq!((START_CYCLES, FILL_LATENCY, DRAIN_CYCLES), (2, 8, 8));
+        assert_eq!((START_CYCLES, FILL_LATENCY, DRAIN_CYCLES), (2, 8, 9));
         assert_eq!(c.cycles, 2 + 11 + 10 + 3 + 8);
         assert_eq!(c.mults, 11);
         assert_eq!(c.adds, 30);

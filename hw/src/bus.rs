@@ -67,7 +67,9 @@ pub struct Shell {
     // The request, latched and decoded a cycle before it is executed, so that no path runs from
     // the bus master (the board's arbiter, the UART bridge) through the decode into the memories.
     go: DFF<bool>,
-    q_addr: DFF<Bits<32>>,
+    /// The latched request's register number (byte offset / 4), or `NO_REG` for any address that
+    /// is not a register: the read mux and the write decode compare 5 bits instead of 32.
+    q_reg: DFF<Bits<5>>,
     q_wdata: DFF<Bits<32>>,
     q_we: DFF<bool>,
     q_word: DFF<Bits<32>>,
@@ -112,6 +114,7 @@ pub struct Shell {
 
     // Combinational helpers.
     word: Signal<Local, Bits<32>>,
+    reg_no: Signal<Local, Bits<5>>,
     is_w: Signal<Local, bool>,
     is_i: Signal<Local, bool>,
     is_o: Signal<Local, bool>,
@@ -150,26 +153,39 @@ pub struct Shell {
     k_ones: Constant<Bits<32>>,
     k_start_cycles: Constant<Bits<64>>,
     k_dense: Constant<bool>,
-    k_r_id: Constant<Bits<32>>,
-    k_r_version: Constant<Bits<32>>,
-    k_r_caps: Constant<Bits<32>>,
-    k_r_wmem: Constant<Bits<32>>,
-    k_r_ibuf: Constant<Bits<32>>,
-    k_r_obuf: Constant<Bits<32>>,
-    k_r_ctrl: Constant<Bits<32>>,
-    k_r_status: Constant<Bits<32>>,
-    k_r_nout: Constant<Bits<32>>,
-    k_r_nin: Constant<Bits<32>>,
-    k_r_base: Constant<Bits<32>>,
-    k_r_crcb: Constant<Bits<32>>,
-    k_r_crcl: Constant<Bits<32>>,
-    k_r_crcv: Constant<Bits<32>>,
-    k_r_cyclo: Constant<Bits<32>>,
-    k_r_cychi: Constant<Bits<32>>,
-    k_r_mul: Constant<Bits<32>>,
-    k_r_add: Constant<Bits<32>>,
-    k_r_scr: Constant<Bits<32>>,
+    k_r_id: Constant<Bits<5>>,
+    k_r_version: Constant<Bits<5>>,
+    k_r_caps: Constant<Bits<5>>,
+    k_r_wmem: Constant<Bits<5>>,
+    k_r_ibuf: Constant<Bits<5>>,
+    k_r_obuf: Constant<Bits<5>>,
+    k_r_ctrl: Constant<Bits<5>>,
+    k_r_status: Constant<Bits<5>>,
+    k_r_nout: Constant<Bits<5>>,
+    k_r_nin: Constant<Bits<5>>,
+    k_r_base: Constant<Bits<5>>,
+    k_r_crcb: Constant<Bits<5>>,
+    k_r_crcl: Constant<Bits<5>>,
+    k_r_crcv: Constant<Bits<5>>,
+    k_r_cyclo: Constant<Bits<5>>,
+    k_r_cychi: Constant<Bits<5>>,
+    k_r_mul: Constant<Bits<5>>,
+    k_r_add: Constant<Bits<5>>,
+    k_r_scr: Constant<Bits<5>>,
     k_accumulate: Constant<Bits<32>>,
+    /// Address bits that make an address no register (past the register block; like the
+    /// emulator, the decode ignores the byte offset in the word).
+    k_not_reg: Constant<Bits<32>>,
+    k_no_reg: Constant<Bits<5>>,
+}
+
+/// Register numbers are 5 bits (offset / 4); `NO_REG` is none of them.
+const NO_REG: u32 = 31;
+
+/// The register number of register offset `offset`.
+fn kreg(offset: u32) -> Constant<Bits<5>> {
+    assert!(offset % 4 == 0 && offset / 4 < NO_REG, "register 0x{offset:X} outside the 5-bit decode");
+    Constant::new(u64::from(offset / 4).to_bits())
 }
 
 fn k32(v: u32) -> Constant<Bits<32>> {
@@ -212,7 +228,7 @@ impl Shell {
             m_irdata: Default::default(),
             m_ordata: Default::default(),
             go: Default::default(),
-            q_addr: Default::default(),
+            q_reg: Default::default(),
             q_wdata: Default::default(),
             q_we: Default::default(),
             q_word: Default::default(),
@@ -249,6 +265,7 @@ impl Shell {
             crc_bit: Default::default(),
             limit_sum: Default::default(),
             word: Default::default(),
+            reg_no: Default::default(),
             is_w: Default::default(),
             is_i: Default::default(),
             is_o: Default::default(),
@@ -285,26 +302,28 @@ impl Shell {
             k_ones: k32(u32::MAX),
             k_start_cycles: Constant::new((cycles::START_CYCLES).to_bits()),
             k_dense: Constant::new(cfg.kind == crew_core::config::CoreKind::Dense),
-            k_r_id: k32(regs::ID),
-            k_r_version: k32(regs::VERSION_REG),
-            k_r_caps: k32(regs::CAPS),
-            k_r_wmem: k32(regs::WMEM_WORDS),
-            k_r_ibuf: k32(regs::IBUF_DEPTH),
-            k_r_obuf: k32(regs::OBUF_DEPTH),
-            k_r_ctrl: k32(regs::CTRL),
-            k_r_status: k32(regs::STATUS),
-            k_r_nout: k32(regs::N_OUT),
-            k_r_nin: k32(regs::N_IN),
-            k_r_base: k32(regs::LAYER_BASE),
-            k_r_crcb: k32(regs::CRC_BASE),
-            k_r_crcl: k32(regs::CRC_LEN),
-            k_r_crcv: k32(regs::CRC_VALUE),
-            k_r_cyclo: k32(regs::CYCLES_LO),
-            k_r_cychi: k32(regs::CYCLES_HI),
-            k_r_mul: k32(regs::MULT_COUNT),
-            k_r_add: k32(regs::ADD_COUNT),
-            k_r_scr: k32(regs::SCRATCH),
+            k_r_id: kreg(regs::ID),
+            k_r_version: kreg(regs::VERSION_REG),
+            k_r_caps: kreg(regs::CAPS),
+            k_r_wmem: kreg(regs::WMEM_WORDS),
+            k_r_ibuf: kreg(regs::IBUF_DEPTH),
+            k_r_obuf: kreg(regs::OBUF_DEPTH),
+            k_r_ctrl: kreg(regs::CTRL),
+            k_r_status: kreg(regs::STATUS),
+            k_r_nout: kreg(regs::N_OUT),
+            k_r_nin: kreg(regs::N_IN),
+            k_r_base: kreg(regs::LAYER_BASE),
+            k_r_crcb: kreg(regs::CRC_BASE),
+            k_r_crcl: kreg(regs::CRC_LEN),
+            k_r_crcv: kreg(regs::CRC_VALUE),
+            k_r_cyclo: kreg(regs::CYCLES_LO),
+            k_r_cychi: kreg(regs::CYCLES_HI),
+            k_r_mul: kreg(regs::MULT_COUNT),
+            k_r_add: kreg(regs::ADD_COUNT),
+            k_r_scr: kreg(regs::SCRATCH),
             k_accumulate: k32(ctrl::ACCUMULATE),
+            k_not_reg: k32(!((NO_REG << 2) | 3)),
+            k_no_reg: Constant::new(u64::from(NO_REG).to_bits()),
         }
     }
 }
@@ -313,7 +332,7 @@ impl Logic for Shell {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, go, q_addr, q_wdata, q_we, q_word, q_is_w, q_is_i, q_is_o, q_ctrl, crc_bad, ack, slow, slow2,
+            self, clock, go, q_reg, q_wdata, q_we, q_word, q_is_w, q_is_i, q_is_o, q_ctrl, crc_bad, ack, slow, slow2,
             ackm, rsel, rreg, r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc, r_mul, r_add, r_scr, busy,
             done, err, code, st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
         );
@@ -331,20 +350,24 @@ impl Logic for Shell {
         if self.is_i.val() {
             self.word.next = (self.addr.val() - self.k_input_window.val()) >> 2;
         }
+        self.reg_no.next = bit_cast::<5, 32>(self.addr.val() >> 2);
+        if (self.addr.val() & self.k_not_reg.val()).any() {
+            self.reg_no.next = self.k_no_reg.val();
+        }
         // Latch a new request when none is in flight (the master holds it until `ready`); execute
         // it from the registers a cycle later.
         self.lat_go.next =
             self.valid.val() && !self.go.q.val() && !self.ack.q.val() && !self.slow2.q.val() && !self.ackm.q.val();
         self.go.d.next = self.lat_go.val();
         if self.lat_go.val() {
-            self.q_addr.d.next = self.addr.val();
+            self.q_reg.d.next = self.reg_no.val();
             self.q_wdata.d.next = self.wdata.val();
             self.q_we.d.next = self.we.val();
             self.q_word.d.next = self.word.val();
             self.q_is_w.d.next = self.is_w.val();
             self.q_is_i.d.next = self.is_i.val();
             self.q_is_o.d.next = self.is_o.val();
-            self.q_ctrl.d.next = self.addr.val() == self.k_r_ctrl.val();
+            self.q_ctrl.d.next = self.reg_no.val() == self.k_r_ctrl.val();
         }
         self.acc_go.next = self.go.q.val();
         self.wr.next = self.acc_go.val() && self.q_we.q.val();
@@ -386,25 +409,25 @@ impl Logic for Shell {
             self.rsel.d.next = 3.into();
         }
         self.rreg.d.next = 0.into();
-        if self.q_addr.q.val() == self.k_r_id.val() {
+        if self.q_reg.q.val() == self.k_r_id.val() {
             self.rreg.d.next = self.k_id.val();
         }
-        if self.q_addr.q.val() == self.k_r_version.val() {
+        if self.q_reg.q.val() == self.k_r_version.val() {
             self.rreg.d.next = self.k_version.val();
         }
-        if self.q_addr.q.val() == self.k_r_caps.val() {
+        if self.q_reg.q.val() == self.k_r_caps.val() {
             self.rreg.d.next = self.k_caps.val();
         }
-        if self.q_addr.q.val() == self.k_r_wmem.val() {
+        if self.q_reg.q.val() == self.k_r_wmem.val() {
             self.rreg.d.next = self.k_wmem.val();
         }
-        if self.q_addr.q.val() == self.k_r_ibuf.val() {
+        if self.q_reg.q.val() == self.k_r_ibuf.val() {
             self.rreg.d.next = self.k_ibuf.val();
         }
-        if self.q_addr.q.val() == self.k_r_obuf.val() {
+        if self.q_reg.q.val() == self.k_r_obuf.val() {
             self.rreg.d.next = self.k_obuf.val();
         }
-        if self.q_addr.q.val() == self.k_r_ctrl.val() {
+        if self.q_reg.q.val() == self.k_r_ctrl.val() {
             self.rreg.d.next = self.r_ctrl.q.val();
         }
         self.s_busy.next = 0.into();
@@ -419,43 +442,43 @@ impl Logic for Shell {
         if self.err.q.val() {
             self.s_err.next = self.k_error.val();
         }
-        if self.q_addr.q.val() == self.k_r_status.val() {
+        if self.q_reg.q.val() == self.k_r_status.val() {
             self.rreg.d.next = (bit_cast::<32, 8>(self.code.q.val()) << self.k_code_lsb.val())
                 | self.s_busy.val()
                 | self.s_done.val()
                 | self.s_err.val();
         }
-        if self.q_addr.q.val() == self.k_r_nout.val() {
+        if self.q_reg.q.val() == self.k_r_nout.val() {
             self.rreg.d.next = self.r_nout.q.val();
         }
-        if self.q_addr.q.val() == self.k_r_nin.val() {
+        if self.q_reg.q.val() == self.k_r_nin.val() {
             self.rreg.d.next = self.r_nin.q.val();
         }
-        if self.q_addr.q.val() == self.k_r_base.val() {
+        if self.q_reg.q.val() == self.k_r_base.val() {
             self.rreg.d.next = self.r_base.q.val();
         }
-        if self.q_addr.q.val() == self.k_r_crcb.val() {
+        if self.q_reg.q.val() == self.k_r_crcb.val() {
             self.rreg.d.next = self.r_crcb.q.val();
         }
-        if self.q_addr.q.val() == self.k_r_crcl.val() {
+        if self.q_reg.q.val() == self.k_r_crcl.val() {
             self.rreg.d.next = self.r_crcl.q.val();
         }
-        if self.q_addr.q.val() == self.k_r_crcv.val() {
+        if self.q_reg.q.val() == self.k_r_crcv.val() {
             self.rreg.d.next = self.r_crcv.q.val();
         }
-        if self.q_addr.q.val() == self.k_r_cyclo.val() {
+        if self.q_reg.q.val() == self.k_r_cyclo.val() {
             self.rreg.d.next = self.r_cyc.q.val().get_bits::<32>(0);
         }
-        if self.q_addr.q.val() == self.k_r_cychi.val() {
+        if self.q_reg.q.val() == self.k_r_cychi.val() {
             self.rreg.d.next = self.r_cyc.q.val().get_bits::<32>(32);
         }
-        if self.q_addr.q.val() == self.k_r_mul.val() {
+        if self.q_reg.q.val() == self.k_r_mul.val() {
             self.rreg.d.next = self.r_mul.q.val();
         }
-        if self.q_addr.q.val() == self.k_r_add.val() {
+        if self.q_reg.q.val() == self.k_r_add.val() {
             self.rreg.d.next = self.r_add.q.val();
         }
-        if self.q_addr.q.val() == self.k_r_scr.val() {
+        if self.q_reg.q.val() == self.k_r_scr.val() {
             self.rreg.d.next = self.r_scr.q.val();
         }
         self.rdata.next = self.rreg.q.val();
@@ -473,22 +496,22 @@ impl Logic for Shell {
         // Register writes.
         self.crc_fb.next = self.crc_word.q.val().get_bit(0) ^ self.r_crcv.q.val().get_bit(0);
         if self.wr.val() && !self.q_is_w.q.val() && !self.q_is_i.q.val() && !self.q_is_o.q.val() {
-            if self.q_addr.q.val() == self.k_r_nout.val() {
+            if self.q_reg.q.val() == self.k_r_nout.val() {
                 self.r_nout.d.next = self.q_wdata.q.val();
             }
-            if self.q_addr.q.val() == self.k_r_nin.val() {
+            if self.q_reg.q.val() == self.k_r_nin.val() {
                 self.r_nin.d.next = self.q_wdata.q.val();
             }
-            if self.q_addr.q.val() == self.k_r_base.val() {
+            if self.q_reg.q.val() == self.k_r_base.val() {
                 self.r_base.d.next = self.q_wdata.q.val();
             }
-            if self.q_addr.q.val() == self.k_r_crcb.val() {
+            if self.q_reg.q.val() == self.k_r_crcb.val() {
                 self.r_crcb.d.next = self.q_wdata.q.val();
             }
-            if self.q_addr.q.val() == self.k_r_crcl.val() {
+            if self.q_reg.q.val() == self.k_r_crcl.val() {
                 self.r_crcl.d.next = self.q_wdata.q.val();
             }
-            if self.q_addr.q.val() == self.k_r_scr.val() {
+            if self.q_reg.q.val() == self.k_r_scr.val() {
                 self.r_scr.d.next = self.q_wdata.q.val();
             }
         }

@@ -14,8 +14,8 @@
 //! accumulates column `s` (one output group of `L` outputs per cycle, `acc = ceil(n_out / L)`
 //! cycles) while the filler fills column `s + 1` into the other table buffer
 //! (`fill = FILL_LATENCY + ceil(|U| / M)` cycles). A phase ends when both are done, so it lasts
-//! `max(acc, fill)`. `DRAIN_CYCLES` (8) after the last group (the banks' address register, the
-//! bank-word register, the lanes' index-bits register, lane stages 1 to 5), the last accumulator
+//! `max(acc, fill)`. `DRAIN_CYCLES` (9) after the last group (the banks' address register, the
+//! bank-word register, the lanes' word and index-bits registers, lane stages 1 to 5), the last accumulator
 //! write happens and `done` pulses. That is `crew_core::cycles::crew_counts` term by term.
 //!
 //! Every bank registers its row addresses beside its block RAMs, so a port reads two cycles
@@ -25,9 +25,9 @@
 //! `5 .. C + 4` present table chunk `t - 5` (`M` bytes; the range check ends at 7); three cycles
 //! later rotate and register its bytes, then multiply, and write the products to every lane's
 //! table the cycle after. The phase ends at `t = C + 7` (FILL_LATENCY = 8), so the last chunk's
-//! write lands in the second cycle of the next phase, three cycles before the lanes first read
+//! write lands in the second cycle of the next phase, four cycles before the lanes first read
 //! that table (its first group is issued in the phase's first cycle and reads at lane stage 1,
-//! four cycles later).
+//! five cycles later).
 //! Every block RAM output is registered before it feeds logic (Fmax, docs/hw.md).
 //!
 //! # Schedule (dense)
@@ -211,8 +211,8 @@ pub struct Engine<
     a_buf: DFF<bool>,
     a_first: DFF<bool>,
     a_rem: DFF<Bits<32>>,
-    // The issued group's parameters at a + 1 (stage 0, bank words arriving), a + 2 (stage x) and
-    // a + 3 (stage 1, the lanes take these).
+    // The issued group's parameters at a + 1 (stage 0, bank words arriving), a + 2 (stage x),
+    // a + 3 (stage y) and a + 4 (stage 1, the lanes take these).
     // The issued group's parameters at a + 1 while its bank addresses are registered in the banks.
     sw_v: DFF<bool>,
     sw_s: DFF<Bits<16>>,
@@ -241,7 +241,15 @@ pub struct Engine<
     sx_row: DFF<Bits<OBA>>,
     sx_rem: DFF<Bits<32>>,
     sx_first: DFF<bool>,
+    sy_v: DFF<bool>,
+    sy_bmask: DFF<Bits<8>>,
+    sy_count: DFF<Bits<9>>,
+    sy_buf: DFF<bool>,
+    sy_row: DFF<Bits<OBA>>,
+    sy_rem: DFF<Bits<32>>,
+    sy_first: DFF<bool>,
     act1: DFF<Bits<8>>,
+    act2: DFF<Bits<8>>,
     s1_v: DFF<bool>,
     s1_bmask: DFF<Bits<8>>,
     s1_count: DFF<Bits<9>>,
@@ -458,7 +466,15 @@ impl<
             sx_row: Default::default(),
             sx_rem: Default::default(),
             sx_first: Default::default(),
+            sy_v: Default::default(),
+            sy_bmask: Default::default(),
+            sy_count: Default::default(),
+            sy_buf: Default::default(),
+            sy_row: Default::default(),
+            sy_rem: Default::default(),
+            sy_first: Default::default(),
             act1: Default::default(),
+            act2: Default::default(),
             s1_v: Default::default(),
             s1_bmask: Default::default(),
             s1_count: Default::default(),
@@ -515,8 +531,8 @@ impl<
             f_p01, f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count,
             a_buf, a_first, a_rem, sw_v, sw_s, sw_b, sw_bmask, sw_count, sw_buf, sw_row, sw_rem, sw_first, sw_col,
             s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count,
-            sx_buf, sx_row, sx_rem, sx_first, act1, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act,
-            ibuf_ra, sx_byte
+            sx_buf, sx_row, sx_rem, sx_first, sy_v, sy_bmask, sy_count, sy_buf, sy_row, sy_rem, sy_first, act1, act2,
+            s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act, ibuf_ra, sx_byte
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -567,7 +583,7 @@ impl<
 
         // Input buffer: the filler's column (CREW) or the issued column (dense); bus when idle.
         // Read data two cycles after the address (registered once more for the bus's three); the filler's
-        // column stays put for a whole phase; dense meets it with sx_byte and act1/s2_act.
+        // column stays put for a whole phase; dense meets it with sx_byte and act1/act2/s2_act.
         self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.f_col.q.val() >> 2);
         if self.k_dense.val() {
             self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.sw_col.q.val() >> 2);
@@ -588,9 +604,11 @@ impl<
         }
         self.ibyte.next = bit_cast::<8, 32>(self.ibuf.read_data.val() >> (bit_cast::<32, 2>(self.ibsel.val()) << 3));
         self.act1.d.next = self.ibyte.val();
-        self.s2_act.d.next = self.act1.q.val();
+        self.act2.d.next = self.act1.q.val();
+        self.s2_act.d.next = self.act2.q.val();
         // The index stream: the bank words are registered at a + 1 (stage 0); each lane picks its
-        // 16 bits of them at a + 2 (stage x) and unpacks its index at a + 3 (stage 1).
+        // two words of them at a + 2 (stage x), its 16 bits at a + 3 (stage y) and unpacks its index
+        // at a + 4 (stage 1).
         self.sx_v.d.next = self.s0_v.q.val();
         self.sx_bmask.d.next = self.s0_bmask.q.val();
         self.sx_count.d.next = self.s0_count.q.val();
@@ -598,13 +616,20 @@ impl<
         self.sx_row.d.next = self.s0_row.q.val();
         self.sx_rem.d.next = self.s0_rem.q.val();
         self.sx_first.d.next = self.s0_first.q.val();
-        self.s1_v.d.next = self.sx_v.q.val();
-        self.s1_bmask.d.next = self.sx_bmask.q.val();
-        self.s1_count.d.next = self.sx_count.q.val();
-        self.s1_buf.d.next = self.sx_buf.q.val();
-        self.s1_row.d.next = self.sx_row.q.val();
-        self.s1_rem.d.next = self.sx_rem.q.val();
-        self.s1_first.d.next = self.sx_first.q.val();
+        self.sy_v.d.next = self.sx_v.q.val();
+        self.s1_v.d.next = self.sy_v.q.val();
+        self.sy_bmask.d.next = self.sx_bmask.q.val();
+        self.s1_bmask.d.next = self.sy_bmask.q.val();
+        self.sy_count.d.next = self.sx_count.q.val();
+        self.s1_count.d.next = self.sy_count.q.val();
+        self.sy_buf.d.next = self.sx_buf.q.val();
+        self.s1_buf.d.next = self.sy_buf.q.val();
+        self.sy_row.d.next = self.sx_row.q.val();
+        self.s1_row.d.next = self.sy_row.q.val();
+        self.sy_rem.d.next = self.sx_rem.q.val();
+        self.s1_rem.d.next = self.sy_rem.q.val();
+        self.sy_first.d.next = self.sx_first.q.val();
+        self.s1_first.d.next = self.sy_first.q.val();
 
         // ---- Lanes.
         // The lanes answer a bus read from their registered accumulator read (two cycles, registered

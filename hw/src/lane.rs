@@ -7,18 +7,26 @@
 //!
 //! * stage 0 (cycle `a + 1`): the index's bit offset `s + lane * b` in the window, and its byte in
 //!   the bank words (the window starts at bank word `lo`), registered;
-//! * stage x (cycle `a + 2`): register the 16 bank-word bits from that byte on (they hold the
-//!   index whatever its bit offset in the byte);
-//! * stage 1 (cycle `a + 3`): take the `b`-bit index from them, check it against the column's
+//! * stage x (cycle `a + 2`): register the two bank words holding that byte and the next (a
+//!   word rotate of the bank words);
+//! * stage y (cycle `a + 3`): register the 16 bits from that byte on (they hold the index
+//!   whatever its bit offset in the byte);
+//! * stage 1 (cycle `a + 4`): take the `b`-bit index from them, check it against the column's
 //!   unique count, present the product-table row;
-//! * stage 2 (cycle `a + 4`): the product-table row is registered (in the DP16KD's output
+//! * stage 2 (cycle `a + 5`): the product-table row is registered (in the DP16KD's output
 //!   register, scripts/pack-bram-outreg.py), or, dense, multiply weight by activation and
 //!   register the product; present the accumulator row;
-//! * stage 3 (cycle `a + 5`): select the product from the row and register it; the accumulator
+//! * stage 3 (cycle `a + 6`): select the product from the row and register it; the accumulator
 //!   is registered (its DP16KD output register);
-//! * stage 4 (cycle `a + 6`): add the product to the accumulator (or not, on the first column of
+//! * stage 4 (cycle `a + 7`): add the product to the accumulator (or not, on the first column of
 //!   a run without ACCUMULATE) and register the sum;
-//! * stage 5 (cycle `a + 7`): write the sum back.
+//! * stage 5 (cycle `a + 8`): write the sum back.
+//!
+//! The bank words come from block RAMs spread over the whole die (128 of them on the 85F), so
+//! the rotate is two stages, each with a register the placer can put half-way: a whole-word
+//! rotate (a `NBW / 32`-to-1 mux) straight out of the block RAMs' output registers, then a
+//! byte select (4 to 1). As one stage, a far bank's word crossed the 85F die into a 32-to-1 byte
+//! rotate in the same cycle: 14.4 ns.
 //!
 //! Select, add and write were one stage: a block RAM output through the select and the 32-bit add
 //! into the accumulator's block RAM took 11.8 ns on the 25F; with the select a stage earlier the
@@ -62,7 +70,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub s0_s: Signal<In, Bits<16>>,
     pub s0_b: Signal<In, Bits<4>>,
     pub s0_lo: Signal<In, Bits<16>>,
-    /// Stage x: the bank words, unrotated, registered after the block RAMs.
+    /// Stage x: the bank words, unrotated, registered in the block RAMs.
     pub raw: Signal<In, Bits<NBW>>,
     // Stage 1, broadcast to all lanes.
     pub s1_v: Signal<In, bool>,
@@ -83,13 +91,13 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
 
     off: Signal<Local, Bits<32>>,
     rot: Signal<Local, Bits<NBW>>,
+    wsh: Signal<Local, Bits<64>>,
     t0: Signal<Local, Bits<32>>,
     t1: Signal<Local, Bits<32>>,
     t2: Signal<Local, Bits<32>>,
     t3: Signal<Local, Bits<32>>,
     idx: Signal<Local, Bits<8>>,
     v1: Signal<Local, bool>,
-    prod: Signal<Local, Bits<16>>,
     wx: Signal<Local, Bits<16>>,
     ax: Signal<Local, Bits<16>>,
     mul: Signal<Local, Bits<32>>,
@@ -99,7 +107,10 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
 
     bsel: DFF<Bits<16>>,
     boff: DFF<Bits<3>>,
+    boffx: DFF<Bits<3>>,
     boff1: DFF<Bits<3>>,
+    bsub: DFF<Bits<2>>,
+    w64: DFF<Bits<64>>,
     w16: DFF<Bits<16>>,
     v2: DFF<bool>,
     row2: DFF<Bits<OBA>>,
@@ -174,13 +185,13 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             acc: Default::default(),
             off: Default::default(),
             rot: Default::default(),
+            wsh: Default::default(),
             t0: Default::default(),
             t1: Default::default(),
             t2: Default::default(),
             t3: Default::default(),
             idx: Default::default(),
             v1: Default::default(),
-            prod: Default::default(),
             wx: Default::default(),
             ax: Default::default(),
             mul: Default::default(),
@@ -189,7 +200,10 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             sext: Default::default(),
             bsel: Default::default(),
             boff: Default::default(),
+            boffx: Default::default(),
             boff1: Default::default(),
+            bsub: Default::default(),
+            w64: Default::default(),
             w16: Default::default(),
             v2: Default::default(),
             row2: Default::default(),
@@ -234,8 +248,8 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, bsel, boff, boff1, w16, v2, row2, first2, sel2, w2, v3, row3, first3, sel3, tq3, v4, row4,
-            first4, pq4, aq4, v5, row5, v6, row6, fwd1, fwd2, fwd3, sum5, sum6, sum7, errq
+            self, clock, bsel, boff, boffx, boff1, bsub, w64, w16, v2, row2, first2, sel2, w2, v3, row3, first3, sel3,
+            tq3, v4, row4, first4, pq4, aq4, v5, row5, v6, row6, fwd1, fwd2, fwd3, sum5, sum6, sum7, errq
         );
         self.tab.read_clock.next = self.clock.val();
         self.tab.write_clock.next = self.clock.val();
@@ -267,11 +281,17 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         );
         self.boff.d.next = bit_cast::<3, 32>(self.off.val());
 
-        // Stage x: the 16 bits from that byte on, wrapping around the bank words.
-        self.rot.next = (self.raw.val() >> (self.bsel.q.val() << 3))
-            | (self.raw.val() << (self.k_nbw.val() - (self.bsel.q.val() << 3)));
-        self.w16.d.next = self.rot.val().get_bits::<16>(0);
-        self.boff1.d.next = self.boff.q.val();
+        // Stage x: the word holding that byte and the next word, wrapping around the bank words.
+        self.rot.next = (self.raw.val() >> ((self.bsel.q.val() >> 2) << 5))
+            | (self.raw.val() << (self.k_nbw.val() - ((self.bsel.q.val() >> 2) << 5)));
+        self.w64.d.next = self.rot.val().get_bits::<64>(0);
+        self.bsub.d.next = bit_cast::<2, 16>(self.bsel.q.val());
+        self.boffx.d.next = self.boff.q.val();
+
+        // Stage y: the 16 bits from that byte on.
+        self.wsh.next = self.w64.q.val() >> (bit_cast::<64, 2>(self.bsub.q.val()) << 3);
+        self.w16.d.next = self.wsh.val().get_bits::<16>(0);
+        self.boff1.d.next = self.boffx.q.val();
 
         // Stage 1: unpack, check, address the product table and the accumulator.
         self.idx.next = self.w16.q.val().get_bits::<8>(self.boff1.q.val().index()) & self.s1_bmask.val();
@@ -325,10 +345,9 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.fwd3.d.next = self.v3.q.val() && self.v6.q.val() && (self.row3.q.val() == self.row6.q.val());
 
         // Stage 4: add, register the sum. Stage 5: write it back.
-        self.prod.next = self.pq4.q.val();
-        self.sext.next = bit_cast::<32, 16>(self.prod.val());
-        if self.prod.val().get_bit(15) {
-            self.sext.next = bit_cast::<32, 16>(self.prod.val()) | self.k_hi16.val();
+        self.sext.next = bit_cast::<32, 16>(self.pq4.q.val());
+        if self.pq4.q.val().get_bit(15) {
+            self.sext.next = bit_cast::<32, 16>(self.pq4.q.val()) | self.k_hi16.val();
         }
         self.accv.next = self.aq4.q.val();
         if self.fwd3.q.val() {

@@ -56,6 +56,16 @@ fn read_write_registers_and_ctrl_levels() {
     // Read-only registers ignore writes.
     s.write(regs::ID, 0);
     assert_eq!(s.read(regs::ID), regs::ID_MAGIC);
+    // Like the emulator: the byte offset in the word is ignored, and addresses between the
+    // registers and the input window read 0 and ignore writes.
+    assert_eq!(s.read(regs::ID + 3), regs::ID_MAGIC);
+    s.write(regs::SCRATCH + 2, 0xA5A5_0001);
+    assert_eq!(s.read(regs::SCRATCH), 0xA5A5_0001);
+    for a in [regs::SCRATCH + 4, 0x7C, 0x80, 0x80 + regs::SCRATCH, regs::INPUT_WINDOW - 4] {
+        s.write(a, 0xFFFF_FFFF);
+        assert_eq!(s.read(a), 0, "unmapped {a:#x}");
+    }
+    assert_eq!(s.read(regs::SCRATCH), 0xA5A5_0001, "an unmapped write aliased SCRATCH");
 }
 
 #[test]

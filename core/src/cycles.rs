@@ -100,7 +100,7 @@ mod tests {
         // n_out = 10 -> acc = 3; fills: 8+1=9, 8+3=11 | 8+2=10 -> steps F = [11, 10], F(2) = 0.
         let c = crew_counts(&cfg, 10, &[2, 5, 4]);
         assert_eq!((START_CYCLES, FILL_LATENCY, DRAIN_CYCLES), (2, 8, 9));
-        assert_eq!(c.cycles, 2 + 11 + 10 + 3 + 8);
+        assert_eq!(c.cycles, 2 + 11 + 10 + 3 + 9);
         assert_eq!(c.mults, 11);
         assert_eq!(c.adds, 30);
     }

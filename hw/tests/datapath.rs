@@ -171,12 +171,18 @@ fn accumulate_adds_onto_preloaded_accumulators() {
 /// A CREW layer whose image is tampered with by `tamper` must stop with `code`, and the device
 /// must run the untampered layer correctly afterwards.
 fn crew_error(tamper: impl Fn(&mut Vec<u32>, &EncodedLayer), code: ErrorCode) {
+    crew_error_n(9, tamper, code)
+}
+
+/// [`crew_error`] on a layer of `n_out` outputs.
+fn crew_error_n(n_out: usize, tamper: impl Fn(&mut Vec<u32>, &EncodedLayer), code: ErrorCode) {
     let cfg = TEST_CONFIG;
-    let mut s = SimCore::<TestAccel>::new(&cfg).with_vcd(&format!("crew_error_{code:?}"));
+    let mut s = SimCore::<TestAccel>::new(&cfg).with_vcd(&format!("crew_error_{n_out}_{code:?}"));
     let mut rng = ChaCha8Rng::seed_from_u64(15);
     // Column 0: 3 values (2-bit indices), column 1: 5 values (3 bits), column 2: 3 values.
-    let q: Vec<i8> = (0..9).flat_map(|j| [[-5, 0, 7][j % 3], [-9, -1, 2, 6, 100][j % 5], [1, 2, 3][j % 3]]).collect();
-    let layer = QuantizedLayer { name: "e".into(), n_out: 9, n_in: 3, q, scales: vec![1.0], bias: None };
+    let q: Vec<i8> =
+        (0..n_out).flat_map(|j| [[-5, 0, 7][j % 3], [-9, -1, 2, 6, 100][j % 5], [1, 2, 3][j % 3]]).collect();
+    let layer = QuantizedLayer { name: "e".into(), n_out, n_in: 3, q, scales: vec![1.0], bias: None };
     let x = random_inputs(&mut rng, 3);
     let enc = EncodedLayer::encode(&layer);
     assert_eq!(enc.descriptors.iter().map(|d| d.index_bits).collect::<Vec<_>>(), [2, 3, 2]);
@@ -184,7 +190,7 @@ fn crew_error(tamper: impl Fn(&mut Vec<u32>, &EncodedLayer), code: ErrorCode) {
     tamper(&mut image, &enc);
     load_weights(&mut s, 0, &image);
     load_inputs(&mut s, &x);
-    assert_eq!(start_and_wait(&mut s, 9, 3, 0, false, 200), Err(RtlError::Device(code)));
+    assert_eq!(start_and_wait(&mut s, n_out, 3, 0, false, 400), Err(RtlError::Device(code)));
     check_run(&mut s, &cfg, &layer, &x, 0, None);
 }
 
@@ -212,6 +218,18 @@ fn malformed_descriptors_and_indices_report_their_codes() {
     crew_error(
         |img, e| {
             img[e.descriptors[0].run_offset as usize] |= 0b11 << 16;
+            img[3] = (img[3] & 0x00ff_ffff) | 4 << 24;
+        },
+        ErrorCode::IndexOutOfRange,
+    );
+    // The same on a lane-bound layer (64 outputs: 16 groups, longer than column 1's fill), so
+    // column 1's bad descriptor is found well before column 0's last group is even issued, and
+    // only `pend` (DRAIN_CYCLES - 2 from that issue) holds it back: output 63's index, word 3 of
+    // the run, bits 30..31.
+    crew_error_n(
+        64,
+        |img, e| {
+            img[e.descriptors[0].run_offset as usize + 3] |= 0b11 << 30;
             img[3] = (img[3] & 0x00ff_ffff) | 4 << 24;
         },
         ErrorCode::IndexOutOfRange,

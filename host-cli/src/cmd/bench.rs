@@ -65,7 +65,8 @@ pub struct Args {
     /// Seed of the random input vectors.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Directory of bitstream manifests (`*/manifest.json`, with `fmax_mhz.achieved`); default
+    /// Directory of bitstream manifests (`*/manifest.json`, with `core.clock_mhz` or
+    /// `fmax_mhz.achieved`); default
     /// `$CREW_BITSTREAMS_DIR` or `bitstreams`.
     #[arg(long, value_name = "DIR")]
     pub bitstreams: Option<PathBuf>,
@@ -138,7 +139,11 @@ impl LayerResult {
 #[derive(Debug, Clone)]
 struct Clock {
     label: String,
+    /// The clock the bitstream runs at (its manifest's `core.clock_mhz`, the PLL output), else
+    /// nextpnr's achieved Fmax (older manifests), else the nominal clock.
     mhz: f64,
+    /// nextpnr's achieved Fmax, when `mhz` is the run clock below it.
+    achieved: Option<f64>,
     /// The core kind the bitstream implements, when its manifest says.
     kind: Option<CoreKind>,
     /// The core configuration of the manifest, when given, as text.
@@ -439,11 +444,17 @@ fn clocks(dir: &Path, cfg: &DeviceConfig, nominal_mhz: f64) -> anyhow::Result<Ve
             let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
             let v: serde_json::Value =
                 serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", p.display()))?;
-            let mhz = v.pointer("/fmax_mhz/achieved").and_then(|x| x.as_f64()).filter(|m| m.is_finite() && *m > 0.0);
-            let Some(mhz) = mhz else {
-                eprintln!("note: {} has no positive fmax_mhz.achieved; not used for projections", p.display());
+            let positive = |ptr: &str| v.pointer(ptr).and_then(|x| x.as_f64()).filter(|m| m.is_finite() && *m > 0.0);
+            let achieved = positive("/fmax_mhz/achieved");
+            let run_clock = positive("/core/clock_mhz");
+            let Some(mhz) = run_clock.or(achieved) else {
+                eprintln!(
+                    "note: {} has neither a positive core.clock_mhz nor fmax_mhz.achieved; not used for projections",
+                    p.display()
+                );
                 continue;
             };
+            let achieved = run_clock.and(achieved);
             let part = v.get("part").and_then(|x| x.as_str()).unwrap_or("unknown part").to_string();
             let core = ["core", "config"].iter().find_map(|k| v.get(*k)).filter(|c| c.is_object());
             let kind = core.and_then(|c| c.get("kind")).or_else(|| v.get("kind")).and_then(|k| k.as_str()).and_then(
@@ -470,6 +481,7 @@ fn clocks(dir: &Path, cfg: &DeviceConfig, nominal_mhz: f64) -> anyhow::Result<Ve
             out.push(Clock {
                 label: format!("{dir_name} ({part})"),
                 mhz,
+                achieved,
                 kind,
                 core: core.map(|c| c.to_string()),
                 nominal: false,
@@ -480,6 +492,7 @@ fn clocks(dir: &Path, cfg: &DeviceConfig, nominal_mhz: f64) -> anyhow::Result<Ve
         out.push(Clock {
             label: format!("nominal {nominal_mhz} MHz (no bitstream manifest of this datapath yet)"),
             mhz: nominal_mhz,
+            achieved: None,
             kind: None,
             core: None,
             nominal: true,
@@ -850,11 +863,15 @@ fn render_markdown(
             );
         } else {
             let kind = c.kind.map_or("both designs".to_string(), |k| format!("the {} core", k.name()));
+            let how = match c.achieved {
+                Some(a) => format!("the clock (PLL) {kind} runs at; nextpnr achieved {a} MHz"),
+                None => format!("achieved (nextpnr) for {kind}"),
+            };
             let _ = writeln!(
                 s,
-                "* **Clock**: {} MHz achieved (nextpnr) for {} from `{}`{}.",
+                "* **Clock**: {} MHz, {} from `{}`{}.",
                 c.mhz,
-                kind,
+                how,
                 c.label,
                 c.core.as_ref().map_or(String::new(), |x| format!("; its core configuration: `{x}`"))
             );

@@ -184,7 +184,7 @@ const NO_REG: u32 = 31;
 
 /// The register number of register offset `offset`.
 fn kreg(offset: u32) -> Constant<Bits<5>> {
-    assert!(offset % 4 == 0 && offset / 4 < NO_REG, "register 0x{offset:X} outside the 5-bit decode");
+    assert!(offset.is_multiple_of(4) && offset / 4 < NO_REG, "register 0x{offset:X} outside the 5-bit decode");
     Constant::new(u64::from(offset / 4).to_bits())
 }
 

@@ -37,7 +37,7 @@ export PATH="$VENV/bin:$PATH"
 # Default core clocks: multiples of 3 MHz that the PLL makes exactly from 25 MHz (30, 45, 60, 75, ...),
 # so that 3 Mbaud has an exact divisor (docs/uart.md). Chosen from measured Fmax (docs/fpga.md).
 DEFAULT_MHZ_25F=105
-DEFAULT_MHZ_85F=105
+DEFAULT_MHZ_85F=75
 
 usage() { sed -n '2,30p' "$0" >&2; exit 2; }
 [ $# -ge 1 ] || usage

@@ -67,18 +67,18 @@ fn builtin_model_report_and_plots() {
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }
 
-#[test]
-fn manifest_fmax_is_used() {
+/// `crew-host bench --reps 1` with one 85F manifest of `core` (the `ecp5-85f` datapath plus
+/// `extra` fields) and `fmax`: its stdout and the report.
+fn bench_with_manifest(extra: &str, fmax: &str) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("ulx3s-85f");
     std::fs::create_dir_all(&target).unwrap();
-    std::fs::write(
-        target.join("manifest.json"),
-        r#"{"target": "ulx3s-85f", "part": "LFE5U-85F", "sha256": "00",
-            "core": {"kind": "crew", "lanes": 16, "groups": 1, "mults": 8, "wmem_words": 65536},
-            "fmax_mhz": {"achieved": 50.0, "constraint": 50.0}}"#,
-    )
-    .unwrap();
+    let manifest = format!(
+        r#"{{"target": "ulx3s-85f", "part": "LFE5U-85F", "sha256": "00",
+            "core": {{"kind": "crew", "lanes": 16, "groups": 1, "mults": 8, "wmem_words": 65536{extra}}},
+            "fmax_mhz": {fmax}}}"#
+    );
+    std::fs::write(target.join("manifest.json"), manifest).unwrap();
     let report = dir.path().join("r.md");
     let o = crew_host(
         &["bench", "--reps", "1", "--report", report.to_str().unwrap()],
@@ -86,8 +86,13 @@ fn manifest_fmax_is_used() {
     );
     let (out, err) = text(&o);
     assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    (out, std::fs::read_to_string(&report).unwrap())
+}
+
+#[test]
+fn manifest_fmax_is_used() {
+    let (out, md) = bench_with_manifest("", r#"{"achieved": 50.0, "constraint": 50.0}"#);
     assert!(out.contains("ulx3s-85f (LFE5U-85F) at 50 MHz"), "{out}");
-    let md = std::fs::read_to_string(&report).unwrap();
     assert!(md.contains("50 MHz, achieved (nextpnr) for the crew core"), "{md}");
     assert!(!md.contains("nominal"), "{md}");
 }
@@ -96,25 +101,8 @@ fn manifest_fmax_is_used() {
 /// (higher) Fmax nextpnr achieved.
 #[test]
 fn manifest_run_clock_is_used_over_fmax() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("ulx3s-85f");
-    std::fs::create_dir_all(&target).unwrap();
-    std::fs::write(
-        target.join("manifest.json"),
-        r#"{"target": "ulx3s-85f", "part": "LFE5U-85F", "sha256": "00",
-            "core": {"kind": "crew", "lanes": 16, "groups": 1, "mults": 8, "wmem_words": 65536, "clock_mhz": 45},
-            "fmax_mhz": {"achieved": 50.0, "constraint": 45.0}}"#,
-    )
-    .unwrap();
-    let report = dir.path().join("r.md");
-    let o = crew_host(
-        &["bench", "--reps", "1", "--report", report.to_str().unwrap()],
-        &[("CREW_BITSTREAMS_DIR", dir.path().to_str().unwrap())],
-    );
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
+    let (out, md) = bench_with_manifest(r#", "clock_mhz": 45"#, r#"{"achieved": 50.0, "constraint": 45.0}"#);
     assert!(out.contains("ulx3s-85f (LFE5U-85F) at 45 MHz"), "{out}");
-    let md = std::fs::read_to_string(&report).unwrap();
     assert!(md.contains("45 MHz, the clock (PLL) the crew core runs at; nextpnr achieved 50 MHz"), "{md}");
 }
 

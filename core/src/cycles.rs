@@ -21,10 +21,11 @@ use crate::config::{CoreKind, DeviceConfig};
 /// Cycles from START to the first descriptor request (dimension checks).
 pub const START_CYCLES: u64 = 2;
 /// Cycles of a column's table fill beyond its multiplications (crew-hw's filler): descriptor
-/// address (registered in the banks), block RAM read, bank-word register, rotate, decode (the
-/// range check overlaps the chunk reads), then after the last chunk read the same three register
-/// stages, multiply and table write.
-pub const FILL_LATENCY: u64 = 8;
+/// address (registered in the banks), block RAM read, two bank-word registers (the second in
+/// fabric, so that a far block RAM's word can cross the 85F's die in two cycles), rotate, decode
+/// (the range check overlaps the chunk reads), then after the last chunk read the same four
+/// register stages, multiply and table write.
+pub const FILL_LATENCY: u64 = 9;
 /// Cycles after the last output group is issued until DONE (crew-hw's lane pipeline): the banks
 /// register the address, the bank words arrive and are registered, each lane registers the two
 /// words holding its index, then its index bits, unpacks its index with the product-table read, registers the table row with the
@@ -97,10 +98,10 @@ mod tests {
     #[test]
     fn crew_hand_computed() {
         let cfg = DeviceConfig { lanes: 4, groups: 2, mults: 2, ..DeviceConfig::ECP5_25F };
-        // n_out = 10 -> acc = 3; fills: 8+1=9, 8+3=11 | 8+2=10 -> steps F = [11, 10], F(2) = 0.
+        // n_out = 10 -> acc = 3; fills: 9+1=10, 9+3=12 | 9+2=11 -> steps F = [12, 11], F(2) = 0.
         let c = crew_counts(&cfg, 10, &[2, 5, 4]);
-        assert_eq!((START_CYCLES, FILL_LATENCY, DRAIN_CYCLES), (2, 8, 9));
-        assert_eq!(c.cycles, 2 + 11 + 10 + 3 + 9);
+        assert_eq!((START_CYCLES, FILL_LATENCY, DRAIN_CYCLES), (2, 9, 9));
+        assert_eq!(c.cycles, 2 + 12 + 11 + 3 + 9);
         assert_eq!(c.mults, 11);
         assert_eq!(c.adds, 30);
     }

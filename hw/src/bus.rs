@@ -51,9 +51,8 @@ pub struct Shell {
 
     // Memory bus side: word offset in the addressed window, write data, write strobes (never
     // while busy), the weight read address (the bus, or the CRC engine while busy) and the read
-    // data, three cycles after the address (the banks register their addresses, the engine the
-    // block RAM outputs; the
-    // master holds the address meanwhile).
+    // data, four cycles after the address (the banks register their addresses, the block RAMs
+    // their outputs, the engine port A's words once more; the master holds the address meanwhile).
     pub m_word: Signal<Out, Bits<32>>,
     pub m_wdata: Signal<Out, Bits<32>>,
     pub m_wwe: Signal<Out, bool>,
@@ -86,6 +85,7 @@ pub struct Shell {
     /// The access acknowledged now is a memory read: its data and `ready` come a cycle later.
     slow: DFF<bool>,
     slow2: DFF<bool>,
+    slow3: DFF<bool>,
     ackm: DFF<bool>,
     rsel: DFF<Bits<2>>,
     rreg: DFF<Bits<32>>,
@@ -240,6 +240,7 @@ impl Shell {
             ack: Default::default(),
             slow: Default::default(),
             slow2: Default::default(),
+            slow3: Default::default(),
             ackm: Default::default(),
             rsel: Default::default(),
             rreg: Default::default(),
@@ -333,8 +334,8 @@ impl Logic for Shell {
     fn update(&mut self) {
         dff_setup!(
             self, clock, go, q_reg, q_wdata, q_we, q_word, q_is_w, q_is_i, q_is_o, q_ctrl, crc_bad, ack, slow, slow2,
-            ackm, rsel, rreg, r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc, r_mul, r_add, r_scr, busy,
-            done, err, code, st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
+            slow3, ackm, rsel, rreg, r_ctrl, r_nout, r_nin, r_base, r_crcb, r_crcl, r_crcv, r_cyc, r_mul, r_add, r_scr,
+            busy, done, err, code, st, crc_addr, crc_left, crc_word, crc_bit, limit_sum
         );
         // Address decode.
         self.is_w.next = self.addr.val() >= self.k_weight_window.val();
@@ -356,8 +357,12 @@ impl Logic for Shell {
         }
         // Latch a new request when none is in flight (the master holds it until `ready`); execute
         // it from the registers a cycle later.
-        self.lat_go.next =
-            self.valid.val() && !self.go.q.val() && !self.ack.q.val() && !self.slow2.q.val() && !self.ackm.q.val();
+        self.lat_go.next = self.valid.val()
+            && !self.go.q.val()
+            && !self.ack.q.val()
+            && !self.slow2.q.val()
+            && !self.slow3.q.val()
+            && !self.ackm.q.val();
         self.go.d.next = self.lat_go.val();
         if self.lat_go.val() {
             self.q_reg.d.next = self.reg_no.val();
@@ -376,7 +381,8 @@ impl Logic for Shell {
             && !self.q_we.q.val()
             && (self.q_is_w.q.val() || self.q_is_i.q.val() || self.q_is_o.q.val());
         self.slow2.d.next = self.slow.q.val();
-        self.ackm.d.next = self.slow2.q.val();
+        self.slow3.d.next = self.slow2.q.val();
+        self.ackm.d.next = self.slow3.q.val();
         self.ready.next = (self.ack.q.val() && !self.slow.q.val()) || self.ackm.q.val();
 
         // Memory ports: the bus owns them when idle; the CRC engine reads weight memory.
@@ -396,7 +402,7 @@ impl Logic for Shell {
         self.run_abort.next =
             self.wr.val() && self.q_ctrl.q.val() && (self.q_wdata.q.val() & self.k_soft_reset.val()).any();
 
-        // Read path: register value latched now (ready next cycle), memory data three cycles later
+        // Read path: register value latched now (ready next cycle), memory data four cycles later
         // (rsel still holds the held address's window then).
         self.rsel.d.next = 0.into();
         if self.q_is_w.q.val() {
@@ -575,7 +581,7 @@ impl Logic for Shell {
                     self.st.d.next = 0.into();
                 }
             }
-            // CRC: state 8 issues a read, 9 and 12 wait, 11 takes the data, 10 shifts 32 bits.
+            // CRC: state 8 issues a read, 9, 12 and 13 wait, 11 takes the data, 10 shifts 32 bits.
             8 => {
                 if self.crc_left.q.val() == 0 {
                     self.r_crcv.d.next = !self.r_crcv.q.val();
@@ -590,6 +596,9 @@ impl Logic for Shell {
                 self.st.d.next = 12.into();
             }
             12 => {
+                self.st.d.next = 13.into();
+            }
+            13 => {
                 self.st.d.next = 11.into();
             }
             11 => {

@@ -19,15 +19,16 @@
 //! write happens and `done` pulses. That is `crew_core::cycles::crew_counts` term by term.
 //!
 //! Every bank registers its row addresses beside its block RAMs, so a port reads two cycles
-//! after its address and the engine registers the bank words a cycle later. Filler, relative
-//! cycle `t`: 0 present the descriptor address (port A window) and the input word; 1 the block
-//! RAMs read; 2 register the bank words; 3 rotate, register the descriptor words; 4 decode;
-//! `5 .. C + 4` present table chunk `t - 5` (`M` bytes; the range check ends at 7); three cycles
-//! later rotate and register its bytes, then multiply, and write the products to every lane's
-//! table the cycle after. The phase ends at `t = C + 7` (FILL_LATENCY = 8), so the last chunk's
-//! write lands in the second cycle of the next phase, four cycles before the lanes first read
-//! that table (its first group is issued in the phase's first cycle and reads at lane stage 1,
-//! five cycles later).
+//! after its address and the engine registers the bank words a cycle later (port A twice: its
+//! first register is packed into the DP16KDs, the second is in fabric, half-way across the die).
+//! Filler, relative cycle `t`: 0 present the descriptor address (port A window) and the input
+//! word; 1 the block RAMs read; 2 and 3 register the bank words; 4 rotate, register the
+//! descriptor words; 5 decode; `6 .. C + 5` present table chunk `t - 6` (`M` bytes; the range
+//! check ends at 8); four cycles later rotate and register its bytes, then multiply, and write
+//! the products to every lane's table the cycle after. The phase ends at `t = C + 8`
+//! (FILL_LATENCY = 9), so the last chunk's write lands in the third cycle of the next phase, three
+//! cycles before the lanes first read that table (its first group is issued in the phase's
+//! first cycle and reads at lane stage 1, five cycles later).
 //! Every block RAM output is registered before it feeds logic (Fmax, docs/hw.md).
 //!
 //! # Schedule (dense)
@@ -136,18 +137,25 @@ pub struct Engine<
     // with the window offsets delayed to match.
     ra: DFF<Bits<NBW>>,
     rb: DFF<Bits<NBW>>,
+    // Port A's bank words registered once more, in fabric: `ra` is packed into the DP16KDs'
+    // output registers, which on the 85F are spread over the die, so the window rotate gets a
+    // register the placer can put half-way.
+    ra2: DFF<Bits<NBW>>,
     lo_a2: DFF<Bits<16>>,
     lo_a3: DFF<Bits<16>>,
+    lo_a4: DFF<Bits<16>>,
     // The window offset of the issued group, a cycle on (the banks register their addresses).
     lo_bw: DFF<Bits<16>>,
-    // The memories' bus read data registered once more, to meet the weight window's three cycles.
+    // The memories' bus read data registered twice more, to meet the weight window's four cycles.
     ird_q: DFF<Bits<32>>,
+    ird_q2: DFF<Bits<32>>,
     ord_q: DFF<Bits<32>>,
+    ord_q2: DFF<Bits<32>>,
     osel: DFF<Bits<16>>,
     osel2: DFF<Bits<16>>,
     // The phase-end conditions, registered a cycle ahead: `a_g == gm1` (the issued group is the
-    // column's last; `g_one`: a column has one group) and `f_c + 7` (the filler's last cycle, all
-    // ones until `f_c` is known at t = 5).
+    // column's last; `g_one`: a column has one group) and `f_c + 8` (the filler's last cycle, all
+    // ones until `f_c` is known at t = 6).
     a_last: DFF<bool>,
     g_one: DFF<bool>,
     f_cend: DFF<Bits<10>>,
@@ -177,6 +185,7 @@ pub struct Engine<
     f_boff: DFF<Bits<2>>,
     f_boff2: DFF<Bits<2>>,
     f_boff3: DFF<Bits<2>>,
+    f_boff4: DFF<Bits<2>>,
     f_rv: DFF<bool>,
     f_row: DFF<Bits<TA>>,
     f_rv2: DFF<bool>,
@@ -185,11 +194,13 @@ pub struct Engine<
     f_row3: DFF<Bits<TA>>,
     f_rv4: DFF<bool>,
     f_row4: DFF<Bits<TA>>,
+    f_rv5: DFF<bool>,
+    f_row5: DFF<Bits<TA>>,
     // The chunk's M weight bytes, registered before the multipliers (a MULT18X18D without its
     // registers takes 3.9 ns; behind the rotate it was the critical path).
     f_mb: DFF<Bits<PW>>,
-    // Descriptor check, pipelined over t = 3..6: width check, n_out * bits in two halves, then
-    // their sum, the table and run ends, and the comparison at t = 6.
+    // Descriptor check, pipelined over t = 5..8: width check, n_out * bits in two halves, then
+    // their sum, the table and run ends, and the comparison at t = 8.
     f_wbad: DFF<bool>,
     f_p01: DFF<Bits<32>>,
     f_p23: DFF<Bits<32>>,
@@ -377,11 +388,15 @@ impl<
             lo_b: Default::default(),
             ra: Default::default(),
             rb: Default::default(),
+            ra2: Default::default(),
             lo_a2: Default::default(),
             lo_a3: Default::default(),
+            lo_a4: Default::default(),
             lo_bw: Default::default(),
             ird_q: Default::default(),
+            ird_q2: Default::default(),
             ord_q: Default::default(),
+            ord_q2: Default::default(),
             osel: Default::default(),
             osel2: Default::default(),
             a_last: Default::default(),
@@ -410,6 +425,7 @@ impl<
             f_boff: Default::default(),
             f_boff2: Default::default(),
             f_boff3: Default::default(),
+            f_boff4: Default::default(),
             f_rv: Default::default(),
             f_row: Default::default(),
             f_rv2: Default::default(),
@@ -418,6 +434,8 @@ impl<
             f_row3: Default::default(),
             f_rv4: Default::default(),
             f_row4: Default::default(),
+            f_rv5: Default::default(),
+            f_row5: Default::default(),
             f_mb: Default::default(),
             f_wbad: Default::default(),
             f_p01: Default::default(),
@@ -525,14 +543,15 @@ impl<
     fn update(&mut self) {
         dff_setup!(
             self, clock, running, drain, pend, lerr, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra,
-            rb, lo_a2, lo_a3, lo_bw, ird_q, ord_q, osel, osel2, a_last, g_one, f_cend, f_busy, f_t, f_t0, f_dadr,
-            f_cadr, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0, f_act, f_act1, dd0, dd1,
-            f_bpos, f_boff, f_boff2, f_boff3, f_rv, f_row, f_rv2, f_row2, f_rv3, f_row3, f_rv4, f_row4, f_mb, f_wbad,
-            f_p01, f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod, a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count,
-            a_buf, a_first, a_rem, sw_v, sw_s, sw_b, sw_bmask, sw_count, sw_buf, sw_row, sw_rem, sw_first, sw_col,
-            s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row, s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count,
-            sx_buf, sx_row, sx_rem, sx_first, sy_v, sy_bmask, sy_count, sy_buf, sy_row, sy_rem, sy_first, act1, act2,
-            s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem, s1_first, s2_act, ibuf_ra, sx_byte
+            rb, ra2, lo_a2, lo_a3, lo_a4, lo_bw, ird_q, ird_q2, ord_q, ord_q2, osel, osel2, a_last, g_one, f_cend,
+            f_busy, f_t, f_t0, f_dadr, f_cadr, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0,
+            f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_boff3, f_boff4, f_rv, f_row, f_rv2, f_row2, f_rv3,
+            f_row3, f_rv4, f_row4, f_rv5, f_row5, f_mb, f_wbad, f_p01, f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod,
+            a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first, a_rem, sw_v, sw_s, sw_b, sw_bmask,
+            sw_count, sw_buf, sw_row, sw_rem, sw_first, sw_col, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row,
+            s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count, sx_buf, sx_row, sx_rem, sx_first, sy_v, sy_bmask,
+            sy_count, sy_buf, sy_row, sy_rem, sy_first, act1, act2, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem,
+            s1_first, s2_act, ibuf_ra, sx_byte
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -571,18 +590,21 @@ impl<
         self.lo_b.d.next = self.lo_bw.q.val();
         self.lo_a2.d.next = self.lo_a.q.val();
         self.lo_a3.d.next = self.lo_a2.q.val();
-        // Windows: the bank words, registered after the block RAMs, rotated so that word 0 is the
-        // addressed one (the shell gives bus and CRC reads of port A three cycles).
+        self.lo_a4.d.next = self.lo_a3.q.val();
+        // Windows: the bank words, registered after the block RAMs (port A twice), rotated so that
+        // word 0 is the addressed one (the shell gives bus and CRC reads of port A four cycles).
         self.rawa.next = self.banks[0].a_cout.val();
         self.rawb.next = self.banks[0].b_cout.val();
         self.ra.d.next = self.rawa.val();
         self.rb.d.next = self.rawb.val();
-        self.shr.next = self.lo_a3.q.val() << 5;
-        self.winr.next = (self.ra.q.val() >> self.shr.val()) | (self.ra.q.val() << (self.k_nbw.val() - self.shr.val()));
+        self.ra2.d.next = self.ra.q.val();
+        self.shr.next = self.lo_a4.q.val() << 5;
+        self.winr.next =
+            (self.ra2.q.val() >> self.shr.val()) | (self.ra2.q.val() << (self.k_nbw.val() - self.shr.val()));
         self.b_wrdata.next = self.winr.val().get_bits::<32>(0);
 
         // Input buffer: the filler's column (CREW) or the issued column (dense); bus when idle.
-        // Read data two cycles after the address (registered once more for the bus's three); the filler's
+        // Read data two cycles after the address (registered twice more for the bus's four); the filler's
         // column stays put for a whole phase; dense meets it with sx_byte and act1/act2/s2_act.
         self.ibuf_ra.d.next = bit_cast::<IA, 32>(self.f_col.q.val() >> 2);
         if self.k_dense.val() {
@@ -596,7 +618,8 @@ impl<
         self.ibuf.write_data.next = self.b_wdata.val();
         self.ibuf.write_enable.next = self.b_iwe.val() && !self.own.val();
         self.ird_q.d.next = self.ibuf.read_data.val();
-        self.b_irdata.next = self.ird_q.q.val();
+        self.ird_q2.d.next = self.ird_q.q.val();
+        self.b_irdata.next = self.ird_q2.q.val();
         self.sx_byte.d.next = self.s0_byte.q.val();
         self.ibsel.next = self.sx_byte.q.val();
         if !self.k_dense.val() {
@@ -633,7 +656,7 @@ impl<
 
         // ---- Lanes.
         // The lanes answer a bus read from their registered accumulator read (two cycles, registered
-        // once more here for the bus's three).
+        // twice more here for the bus's four).
         self.osel.d.next = bit_cast::<16, 32>(self.b_word.val() & self.k_lmask.val());
         self.osel2.d.next = self.osel.q.val();
         for l in 0..L {
@@ -667,11 +690,12 @@ impl<
             self.lanes[l].err_in.next = self.lanes[l + 1].err_out.val();
         }
         self.ord_q.d.next = self.lanes[0].ord_out.val();
-        self.b_ordata.next = self.ord_q.q.val();
+        self.ord_q2.d.next = self.ord_q.q.val();
+        self.b_ordata.next = self.ord_q2.q.val();
         self.lerr.d.next = self.lanes[0].err_out.val();
 
         // ---- Multipliers: chunk bytes of the registered port-A window times the activation.
-        self.f_mb.d.next = bit_cast::<PW, NBW>(self.winr.val() >> (bit_cast::<16, 2>(self.f_boff3.q.val()) << 3));
+        self.f_mb.d.next = bit_cast::<PW, NBW>(self.winr.val() >> (bit_cast::<16, 2>(self.f_boff4.q.val()) << 3));
         for k in 0..M {
             self.mul[k].act.next = self.f_act.q.val();
             self.mul[k].wbyte.next = self.f_mb.q.val().get_bits::<8>(k * 8);
@@ -682,8 +706,8 @@ impl<
         }
 
         // ---- Filler (CREW).
-        // The descriptor words arrive at t = 1 (registered), are rotated and registered at t = 2,
-        // decoded at t = 3 and checked at t = 4.
+        // The descriptor address is registered in the banks at t = 0, read at 1, its words
+        // registered at 2 and 3, rotated and registered at 4, decoded at 5 and checked from 6 to 8.
         self.dd0.d.next = self.winr.val().get_bits::<32>(0);
         self.dd1.d.next = self.winr.val().get_bits::<32>(32);
         self.f_act1.d.next = self.ibyte.val();
@@ -735,43 +759,46 @@ impl<
             self.nb3.next = self.nout.q.val() << 3;
         }
         // The range check's sums (as before, regrouped), registered every cycle from the values
-        // latched at t = 3: f_nb is valid from t = 5, tend from t = 5, rend from t = 6.
+        // latched at t = 5: f_nb and tend are valid from t = 7, rend from t = 8.
         self.f_nb.d.next = self.f_p01.q.val() + self.f_p23.q.val();
         self.tend.d.next = self.f_tab.q.val() + ((bit_cast::<32, 9>(self.f_count.q.val()) + 3) >> 2);
         self.rend.d.next = self.f_r0.q.val() + ((self.f_nb.q.val() + 31) >> 5);
-        self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 5) && (self.f_t.q.val() < self.f_c.q.val() + 5);
+        self.f_rd.next = self.f_busy.q.val() && (self.f_t.q.val() >= 6) && (self.f_t.q.val() < self.f_c.q.val() + 6);
         self.f_rv.d.next = self.f_rd.val();
-        self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 5);
+        self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 6);
         if self.f_buf.q.val() {
-            self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 5) | self.k_bufbit.val();
+            self.f_row.d.next = bit_cast::<TA, 10>(self.f_t.q.val() - 6) | self.k_bufbit.val();
         }
         self.f_boff.d.next = bit_cast::<2, 16>(self.f_bpos.q.val());
         self.f_boff2.d.next = self.f_boff.q.val();
         self.f_boff3.d.next = self.f_boff2.q.val();
+        self.f_boff4.d.next = self.f_boff3.q.val();
         self.f_rv2.d.next = self.f_rv.q.val();
         self.f_row2.d.next = self.f_row.q.val();
         self.f_rv3.d.next = self.f_rv2.q.val();
         self.f_row3.d.next = self.f_row2.q.val();
         self.f_rv4.d.next = self.f_rv3.q.val();
         self.f_row4.d.next = self.f_row3.q.val();
-        self.f_wv.d.next = self.f_rv4.q.val();
-        self.f_wrow.d.next = self.f_row4.q.val();
+        self.f_rv5.d.next = self.f_rv4.q.val();
+        self.f_row5.d.next = self.f_row4.q.val();
+        self.f_wv.d.next = self.f_rv5.q.val();
+        self.f_wrow.d.next = self.f_row5.q.val();
         self.f_prod.d.next = self.mul[0].pout.val();
         if self.f_busy.q.val() {
             // Count up to the column's last write, then hold until the phase ends.
-            if self.f_t.q.val() == 5 {
-                self.f_cend.d.next = self.f_c.q.val() + 7;
+            if self.f_t.q.val() == 6 {
+                self.f_cend.d.next = self.f_c.q.val() + 8;
             }
             if self.f_t.q.val() != self.f_cend.q.val() {
                 self.f_t.d.next = self.f_t.q.val() + 1;
                 self.f_t0.d.next = false;
             }
-            if self.f_t.q.val() >= 5 {
+            if self.f_t.q.val() >= 6 {
                 self.f_bpos.d.next = self.f_bpos.q.val() + self.k_mults.val();
                 self.f_cadr.d.next =
                     self.f_tab.q.val() + (bit_cast::<32, 16>(self.f_bpos.q.val() + self.k_mults.val()) >> 2);
             }
-            if self.f_t.q.val() == 4 {
+            if self.f_t.q.val() == 5 {
                 self.f_bpos.d.next = 0.into();
                 self.f_wbad.d.next = self.dbits.val() != self.xbits.val();
                 self.f_p01.d.next = self.nb0.val() + self.nb1.val();
@@ -786,10 +813,10 @@ impl<
                 self.f_c.d.next = (bit_cast::<10, 9>(self.cnt.val()) + self.k_mm1.val()) >> self.k_logm.val();
                 self.f_act.d.next = self.f_act1.q.val();
             }
-            // The chunk reads start at t = 4, before the check; a bad descriptor stops the filler
-            // at t = 6, before its column can reach the lanes (the phase ends at t = 7 at the
-            // earliest). MULT_COUNT is only reported by a run that ends without error.
-            if self.f_t.q.val() == 7 {
+            // The chunk reads start at t = 6, before the check; a bad descriptor raises `f_err` and
+            // stops the filler from t = 9, before its column can reach the lanes (the phase ends at
+            // t = C + 8 >= 9). MULT_COUNT is only reported by a run that ends without error.
+            if self.f_t.q.val() == 8 {
                 if self.f_wbad.q.val() {
                     self.f_err.d.next = true;
                     self.f_code.d.next = self.k_e_width.val();

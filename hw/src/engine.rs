@@ -146,13 +146,14 @@ pub struct Engine<
     lo_a4: DFF<Bits<16>>,
     // The window offset of the issued group, a cycle on (the banks register their addresses).
     lo_bw: DFF<Bits<16>>,
-    // The memories' bus read data registered twice more, to meet the weight window's four cycles.
+    // The memories' bus read data registered once (accumulators) or twice more (input buffer), to
+    // meet the weight window's four cycles.
     ird_q: DFF<Bits<32>>,
     ird_q2: DFF<Bits<32>>,
     ord_q: DFF<Bits<32>>,
-    ord_q2: DFF<Bits<32>>,
     osel: DFF<Bits<16>>,
     osel2: DFF<Bits<16>>,
+    osel3: DFF<Bits<16>>,
     // The phase-end conditions, registered a cycle ahead: `a_g == gm1` (the issued group is the
     // column's last; `g_one`: a column has one group) and `f_c + 8` (the filler's last cycle, all
     // ones until `f_c` is known at t = 6).
@@ -262,7 +263,6 @@ pub struct Engine<
     act1: DFF<Bits<8>>,
     act2: DFF<Bits<8>>,
     s1_v: DFF<bool>,
-    s1_bmask: DFF<Bits<8>>,
     s1_count: DFF<Bits<9>>,
     s1_buf: DFF<bool>,
     s1_row: DFF<Bits<OBA>>,
@@ -396,9 +396,9 @@ impl<
             ird_q: Default::default(),
             ird_q2: Default::default(),
             ord_q: Default::default(),
-            ord_q2: Default::default(),
             osel: Default::default(),
             osel2: Default::default(),
+            osel3: Default::default(),
             a_last: Default::default(),
             g_one: Default::default(),
             f_cend: Default::default(),
@@ -494,7 +494,6 @@ impl<
             act1: Default::default(),
             act2: Default::default(),
             s1_v: Default::default(),
-            s1_bmask: Default::default(),
             s1_count: Default::default(),
             s1_buf: Default::default(),
             s1_row: Default::default(),
@@ -543,15 +542,15 @@ impl<
     fn update(&mut self) {
         dff_setup!(
             self, clock, running, drain, pend, lerr, nout, nin, basev, accv, gm1, percol, mcnt, acnt, lo_a, lo_b, ra,
-            rb, ra2, lo_a2, lo_a3, lo_a4, lo_bw, ird_q, ird_q2, ord_q, ord_q2, osel, osel2, a_last, g_one, f_cend,
+            rb, ra2, lo_a2, lo_a3, lo_a4, lo_bw, ird_q, ird_q2, ord_q, osel, osel2, osel3, a_last, g_one, f_cend,
             f_busy, f_t, f_t0, f_dadr, f_cadr, f_col, f_c, f_buf, f_err, f_code, f_count, f_bits, f_bmask, f_tab, f_r0,
             f_act, f_act1, dd0, dd1, f_bpos, f_boff, f_boff2, f_boff3, f_boff4, f_rv, f_row, f_rv2, f_row2, f_rv3,
             f_row3, f_rv4, f_row4, f_rv5, f_row5, f_mb, f_wbad, f_p01, f_p23, f_nb, tend, rend, f_wv, f_wrow, f_prod,
             a_busy, a_col, a_g, a_p, a_r0, a_b, a_bmask, a_count, a_buf, a_first, a_rem, sw_v, sw_s, sw_b, sw_bmask,
             sw_count, sw_buf, sw_row, sw_rem, sw_first, sw_col, s0_v, s0_s, s0_b, s0_bmask, s0_count, s0_buf, s0_row,
             s0_rem, s0_first, s0_byte, sx_v, sx_bmask, sx_count, sx_buf, sx_row, sx_rem, sx_first, sy_v, sy_bmask,
-            sy_count, sy_buf, sy_row, sy_rem, sy_first, act1, act2, s1_v, s1_bmask, s1_count, s1_buf, s1_row, s1_rem,
-            s1_first, s2_act, ibuf_ra, sx_byte
+            sy_count, sy_buf, sy_row, sy_rem, sy_first, act1, act2, s1_v, s1_count, s1_buf, s1_row, s1_rem, s1_first,
+            s2_act, ibuf_ra, sx_byte
         );
         self.ibuf.read_clock.next = self.clock.val();
         self.ibuf.write_clock.next = self.clock.val();
@@ -630,7 +629,7 @@ impl<
         self.act2.d.next = self.act1.q.val();
         self.s2_act.d.next = self.act2.q.val();
         // The index stream: the bank words are registered at a + 1 (stage 0); each lane picks its
-        // two words of them at a + 2 (stage x), its 16 bits at a + 3 (stage y) and unpacks its index
+        // two words of them at a + 2 (stage x), its index at a + 3 (stage y) and checks its index
         // at a + 4 (stage 1).
         self.sx_v.d.next = self.s0_v.q.val();
         self.sx_bmask.d.next = self.s0_bmask.q.val();
@@ -642,7 +641,6 @@ impl<
         self.sy_v.d.next = self.sx_v.q.val();
         self.s1_v.d.next = self.sy_v.q.val();
         self.sy_bmask.d.next = self.sx_bmask.q.val();
-        self.s1_bmask.d.next = self.sy_bmask.q.val();
         self.sy_count.d.next = self.sx_count.q.val();
         self.s1_count.d.next = self.sy_count.q.val();
         self.sy_buf.d.next = self.sx_buf.q.val();
@@ -655,10 +653,11 @@ impl<
         self.s1_first.d.next = self.sy_first.q.val();
 
         // ---- Lanes.
-        // The lanes answer a bus read from their registered accumulator read (two cycles, registered
-        // twice more here for the bus's four).
+        // The lanes answer a bus read from their registered accumulator read (three cycles: the
+        // address is registered in the lane; registered once more here for the bus's four).
         self.osel.d.next = bit_cast::<16, 32>(self.b_word.val() & self.k_lmask.val());
         self.osel2.d.next = self.osel.q.val();
+        self.osel3.d.next = self.osel2.q.val();
         for l in 0..L {
             self.lanes[l].clock.next = self.clock.val();
             self.lanes[l].own.next = self.own.val();
@@ -666,7 +665,7 @@ impl<
             self.lanes[l].bus_lane.next = bit_cast::<16, 32>(self.b_word.val() & self.k_lmask.val());
             self.lanes[l].bus_wdata.next = self.b_wdata.val();
             self.lanes[l].bus_we.next = self.b_owe.val() && !self.own.val();
-            self.lanes[l].bus_sel.next = self.osel2.q.val();
+            self.lanes[l].bus_sel.next = self.osel3.q.val();
             self.lanes[l].ord_in.next = 0.into();
             self.lanes[l].err_in.next = false;
             self.lanes[l].tw_en.next = self.f_wv.q.val();
@@ -676,8 +675,8 @@ impl<
             self.lanes[l].s0_b.next = self.s0_b.q.val();
             self.lanes[l].s0_lo.next = self.lo_b.q.val();
             self.lanes[l].raw.next = self.rb.q.val();
+            self.lanes[l].sy_bmask.next = self.sy_bmask.q.val();
             self.lanes[l].s1_v.next = self.s1_v.q.val();
-            self.lanes[l].s1_bmask.next = self.s1_bmask.q.val();
             self.lanes[l].s1_count.next = self.s1_count.q.val();
             self.lanes[l].s1_buf.next = self.s1_buf.q.val();
             self.lanes[l].s1_row.next = self.s1_row.q.val();
@@ -690,8 +689,7 @@ impl<
             self.lanes[l].err_in.next = self.lanes[l + 1].err_out.val();
         }
         self.ord_q.d.next = self.lanes[0].ord_out.val();
-        self.ord_q2.d.next = self.ord_q.q.val();
-        self.b_ordata.next = self.ord_q2.q.val();
+        self.b_ordata.next = self.ord_q.q.val();
         self.lerr.d.next = self.lanes[0].err_out.val();
 
         // ---- Multipliers: chunk bytes of the registered port-A window times the activation.

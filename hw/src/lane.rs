@@ -9,10 +9,11 @@
 //!   the bank words (the window starts at bank word `lo`), registered;
 //! * stage x (cycle `a + 2`): register the two bank words holding that byte and the next (a
 //!   word rotate of the bank words);
-//! * stage y (cycle `a + 3`): register the 16 bits from that byte on (they hold the index
-//!   whatever its bit offset in the byte);
-//! * stage 1 (cycle `a + 4`): take the `b`-bit index from them, check it against the column's
-//!   unique count, present the product-table row;
+//! * stage y (cycle `a + 3`): take the `b`-bit index from the byte's bit offset on and register
+//!   it;
+//! * stage 1 (cycle `a + 4`): check the index against the column's unique count, present the
+//!   product-table row (straight from the index register: the table's block RAMs may sit across
+//!   the 85F's die from the lane's logic, and that route takes most of a cycle by itself);
 //! * stage 2 (cycle `a + 5`): the product-table row is registered (in the DP16KD's output
 //!   register, scripts/pack-bram-outreg.py), or, dense, multiply weight by activation and
 //!   register the product; present the accumulator row;
@@ -58,7 +59,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub bus_lane: Signal<In, Bits<16>>,
     pub bus_wdata: Signal<In, Bits<32>>,
     pub bus_we: Signal<In, bool>,
-    /// Lane whose read data the bus wants (registered twice by the engine, to meet `aq4`).
+    /// Lane whose read data the bus wants (registered three times by the engine, to meet `aq4`).
     pub bus_sel: Signal<In, Bits<16>>,
     pub ord_in: Signal<In, Bits<32>>,
     pub ord_out: Signal<Out, Bits<32>>,
@@ -72,9 +73,10 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     pub s0_lo: Signal<In, Bits<16>>,
     /// Stage x: the bank words, unrotated, registered in the block RAMs.
     pub raw: Signal<In, Bits<NBW>>,
+    /// Stage y: the index mask `2^b - 1`.
+    pub sy_bmask: Signal<In, Bits<8>>,
     // Stage 1, broadcast to all lanes.
     pub s1_v: Signal<In, bool>,
-    pub s1_bmask: Signal<In, Bits<8>>,
     pub s1_count: Signal<In, Bits<9>>,
     pub s1_buf: Signal<In, bool>,
     pub s1_row: Signal<In, Bits<OBA>>,
@@ -108,10 +110,9 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     bsel: DFF<Bits<16>>,
     boff: DFF<Bits<3>>,
     boffx: DFF<Bits<3>>,
-    boff1: DFF<Bits<3>>,
     bsub: DFF<Bits<2>>,
     w64: DFF<Bits<64>>,
-    w16: DFF<Bits<16>>,
+    idx1: DFF<Bits<8>>,
     v2: DFF<bool>,
     row2: DFF<Bits<OBA>>,
     first2: DFF<bool>,
@@ -138,6 +139,9 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     sum6: DFF<Bits<32>>,
     sum7: DFF<Bits<32>>,
     errq: DFF<bool>,
+    /// The accumulator read address, registered after the bus/engine choice: nothing but a route
+    /// between it and the block RAM, which may sit across the 85F's die.
+    ar2: DFF<Bits<OBA>>,
 
     k_lane: Constant<Bits<16>>,
     k_lane32: Constant<Bits<32>>,
@@ -171,8 +175,8 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             s0_b: Default::default(),
             s0_lo: Default::default(),
             raw: Default::default(),
+            sy_bmask: Default::default(),
             s1_v: Default::default(),
-            s1_bmask: Default::default(),
             s1_count: Default::default(),
             s1_buf: Default::default(),
             s1_row: Default::default(),
@@ -201,10 +205,9 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             bsel: Default::default(),
             boff: Default::default(),
             boffx: Default::default(),
-            boff1: Default::default(),
             bsub: Default::default(),
             w64: Default::default(),
-            w16: Default::default(),
+            idx1: Default::default(),
             v2: Default::default(),
             row2: Default::default(),
             first2: Default::default(),
@@ -231,6 +234,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             sum6: Default::default(),
             sum7: Default::default(),
             errq: Default::default(),
+            ar2: Default::default(),
             k_lane: Constant::new((lane as u64).to_bits()),
             k_lane32: Constant::new((lane as u64).to_bits()),
             k_logm: Constant::new((mults.trailing_zeros() as u64).to_bits()),
@@ -248,8 +252,8 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, bsel, boff, boffx, boff1, bsub, w64, w16, v2, row2, first2, sel2, w2, v3, row3, first3, sel3,
-            tq3, v4, row4, first4, pq4, aq4, v5, row5, v6, row6, fwd1, fwd2, fwd3, sum5, sum6, sum7, errq
+            self, clock, bsel, boff, boffx, bsub, w64, idx1, v2, row2, first2, sel2, w2, v3, row3, first3, sel3, tq3,
+            v4, row4, first4, pq4, aq4, v5, row5, v6, row6, fwd1, fwd2, fwd3, sum5, sum6, sum7, errq, ar2
         );
         self.tab.read_clock.next = self.clock.val();
         self.tab.write_clock.next = self.clock.val();
@@ -288,13 +292,14 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.bsub.d.next = bit_cast::<2, 16>(self.bsel.q.val());
         self.boffx.d.next = self.boff.q.val();
 
-        // Stage y: the 16 bits from that byte on.
-        self.wsh.next = self.w64.q.val() >> (bit_cast::<64, 2>(self.bsub.q.val()) << 3);
-        self.w16.d.next = self.wsh.val().get_bits::<16>(0);
-        self.boff1.d.next = self.boffx.q.val();
+        // Stage y: the index, at bit 8 bsub + boffx of the two words (a 5-bit shift amount made
+        // by concatenation, no adder).
+        self.wsh.next =
+            self.w64.q.val() >> ((bit_cast::<64, 2>(self.bsub.q.val()) << 3) | bit_cast::<64, 3>(self.boffx.q.val()));
+        self.idx1.d.next = self.wsh.val().get_bits::<8>(0) & self.sy_bmask.val();
 
-        // Stage 1: unpack, check, address the product table and the accumulator.
-        self.idx.next = self.w16.q.val().get_bits::<8>(self.boff1.q.val().index()) & self.s1_bmask.val();
+        // Stage 1: check, address the product table and the accumulator.
+        self.idx.next = self.idx1.q.val();
         self.v1.next = self.s1_v.val() && (self.k_lane32.val() < self.s1_rem.val());
         // The index check is registered; the engine sees it one cycle after stage 1.
         self.errq.d.next = self.v1.val() && (bit_cast::<9, 8>(self.idx.val()) >= self.s1_count.val());
@@ -371,13 +376,17 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.sum6.d.next = self.sum5.q.val();
         self.sum7.d.next = self.sum6.q.val();
 
-        // Accumulator ports: the engine while it runs, the bus otherwise.
-        self.acc.read_address.next = self.bus_row.val();
+        // Accumulator ports: the engine while it runs, the bus otherwise. The read address is
+        // chosen a cycle ahead (stage 1's row, or the bus's, which the bus master holds).
+        self.ar2.d.next = self.bus_row.val();
+        if self.own.val() {
+            self.ar2.d.next = self.s1_row.val();
+        }
+        self.acc.read_address.next = self.ar2.q.val();
         self.acc.write_address.next = self.bus_row.val();
         self.acc.write_data.next = self.bus_wdata.val();
         self.acc.write_enable.next = self.bus_we.val() && (self.bus_lane.val() == self.k_lane.val());
         if self.own.val() {
-            self.acc.read_address.next = self.row2.q.val();
             self.acc.write_address.next = self.row5.q.val();
             self.acc.write_data.next = self.sum5.q.val();
             self.acc.write_enable.next = self.v5.q.val();

@@ -98,6 +98,7 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     t1: Signal<Local, Bits<32>>,
     t2: Signal<Local, Bits<32>>,
     t3: Signal<Local, Bits<32>>,
+    idx: Signal<Local, Bits<8>>,
     v1: Signal<Local, bool>,
     wx: Signal<Local, Bits<16>>,
     ax: Signal<Local, Bits<16>>,
@@ -193,6 +194,7 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             t1: Default::default(),
             t2: Default::default(),
             t3: Default::default(),
+            idx: Default::default(),
             v1: Default::default(),
             wx: Default::default(),
             ax: Default::default(),
@@ -297,22 +299,22 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.idx1.d.next = self.wsh.val().get_bits::<8>(0) & self.sy_bmask.val();
 
         // Stage 1: check, address the product table and the accumulator.
+        self.idx.next = self.idx1.q.val();
         self.v1.next = self.s1_v.val() && (self.k_lane32.val() < self.s1_rem.val());
         // The index check is registered; the engine sees it one cycle after stage 1.
-        self.errq.d.next = self.v1.val() && (bit_cast::<9, 8>(self.idx1.q.val()) >= self.s1_count.val());
+        self.errq.d.next = self.v1.val() && (bit_cast::<9, 8>(self.idx.val()) >= self.s1_count.val());
         self.err_out.next = self.err_in.val() || self.errq.q.val();
-        self.tab.read_address.next = bit_cast::<TA, 8>(self.idx1.q.val() >> self.k_logm.val());
+        self.tab.read_address.next = bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val());
         if self.s1_buf.val() {
-            self.tab.read_address.next =
-                bit_cast::<TA, 8>(self.idx1.q.val() >> self.k_logm.val()) | self.k_bufbit.val();
+            self.tab.read_address.next = bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val()) | self.k_bufbit.val();
         }
         // Valid bits die while the engine does not own the lanes (abort, error), so that an
         // aborted run's groups never write into the next run's accumulators.
         self.v2.d.next = self.v1.val() && self.own.val();
         self.row2.d.next = self.s1_row.val();
         self.first2.d.next = self.s1_first.val();
-        self.sel2.d.next = self.idx1.q.val() & self.k_mmask.val();
-        self.w2.d.next = self.idx1.q.val();
+        self.sel2.d.next = self.idx.val() & self.k_mmask.val();
+        self.w2.d.next = self.idx.val();
 
         // Stage 2: register the table row; dense multiplies here. The accumulator read starts.
         self.wx.next = bit_cast::<16, 8>(self.w2.q.val());

@@ -28,10 +28,11 @@ pub const START_CYCLES: u64 = 2;
 pub const FILL_LATENCY: u64 = 9;
 /// Cycles after the last output group is issued until DONE (crew-hw's lane pipeline): the banks
 /// register the address, the bank words arrive and are registered, each lane registers the two
-/// words holding its index, then its index bits, unpacks its index with the product-table read, registers the table row with the
-/// accumulator read, selects the product and registers the accumulator, adds and registers the
-/// sum, then writes it back.
-pub const DRAIN_CYCLES: u64 = 9;
+/// words holding its index, then its index bits, unpacks its index with the product-table read,
+/// registers the table row with the accumulator read, registers the row again (in fabric, beside
+/// the lane) and the accumulator, selects the product and registers the accumulator again, adds
+/// and registers the sum, then writes it back.
+pub const DRAIN_CYCLES: u64 = 10;
 
 /// Operation counts and cycles of one run of one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,8 +101,8 @@ mod tests {
         let cfg = DeviceConfig { lanes: 4, groups: 2, mults: 2, ..DeviceConfig::ECP5_25F };
         // n_out = 10 -> acc = 3; fills: 9+1=10, 9+3=12 | 9+2=11 -> steps F = [12, 11], F(2) = 0.
         let c = crew_counts(&cfg, 10, &[2, 5, 4]);
-        assert_eq!((START_CYCLES, FILL_LATENCY, DRAIN_CYCLES), (2, 9, 9));
-        assert_eq!(c.cycles, 2 + 12 + 11 + 3 + 9);
+        assert_eq!((START_CYCLES, FILL_LATENCY, DRAIN_CYCLES), (2, 9, 10));
+        assert_eq!(c.cycles, 2 + 12 + 11 + 3 + 10);
         assert_eq!(c.mults, 11);
         assert_eq!(c.adds, 30);
     }

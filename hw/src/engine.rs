@@ -14,8 +14,8 @@
 //! accumulates column `s` (one output group of `L` outputs per cycle, `acc = ceil(n_out / L)`
 //! cycles) while the filler fills column `s + 1` into the other table buffer
 //! (`fill = FILL_LATENCY + ceil(|U| / M)` cycles). A phase ends when both are done, so it lasts
-//! `max(acc, fill)`. `DRAIN_CYCLES` (9) after the last group (the banks' address register, the
-//! bank-word register, the lanes' word and index-bits registers, lane stages 1 to 5), the last accumulator
+//! `max(acc, fill)`. `DRAIN_CYCLES` (10) after the last group (the banks' address register, the
+//! bank-word register, the lanes' word and index-bits registers, lane stages 1 to 6), the last accumulator
 //! write happens and `done` pulses. That is `crew_core::cycles::crew_counts` term by term.
 //!
 //! Every bank registers its row addresses beside its block RAMs, so a port reads two cycles
@@ -503,11 +503,11 @@ impl<
             ibuf_ra: Default::default(),
             sx_byte: Default::default(),
             k_dense: Constant::new(dense),
-            // The lane pipeline after the last issue (crew_core's DRAIN_CYCLES), and two less: the
-            // cycle its index check reaches the engine (lane stage 2, then `lerr`; stages 3 to 5
-            // select, add and write back), when a pending descriptor error may follow.
+            // The lane pipeline after the last issue (crew_core's DRAIN_CYCLES), and three less:
+            // the cycle its index check reaches the engine (lane stage 2, then `lerr`; stages 4 to
+            // 6 select, add and write back), when a pending descriptor error may follow.
             k_drain: Constant::new((cycles::DRAIN_CYCLES as u32).to_bits()),
-            k_pend: Constant::new((cycles::DRAIN_CYCLES as u32 - 2).to_bits()),
+            k_pend: Constant::new((cycles::DRAIN_CYCLES as u32 - 3).to_bits()),
             k_nbmask: k32(NB as u64 - 1),
             k_lognb: k32(NB.trailing_zeros() as u64),
             k_nbw: Constant::new((NBW as u64).to_bits()),

@@ -17,11 +17,13 @@
 //! * stage 2 (cycle `a + 5`): the product-table row is registered (in the DP16KD's output
 //!   register, scripts/pack-bram-outreg.py), or, dense, multiply weight by activation and
 //!   register the product; present the accumulator row;
-//! * stage 3 (cycle `a + 6`): select the product from the row and register it; the accumulator
-//!   is registered (its DP16KD output register);
-//! * stage 4 (cycle `a + 7`): add the product to the accumulator (or not, on the first column of
+//! * stage 3 (cycle `a + 6`): the table row is registered again, in fabric; the accumulator is
+//!   registered (its DP16KD output register);
+//! * stage 4 (cycle `a + 7`): select the product from the row and register it; the accumulator
+//!   is registered again, in fabric;
+//! * stage 5 (cycle `a + 8`): add the product to the accumulator (or not, on the first column of
 //!   a run without ACCUMULATE) and register the sum;
-//! * stage 5 (cycle `a + 8`): write the sum back.
+//! * stage 6 (cycle `a + 9`): write the sum back.
 //!
 //! The bank words come from block RAMs spread over the whole die (128 of them on the 85F), so
 //! the rotate is two stages, each with a register the placer can put half-way: a whole-word
@@ -33,14 +35,18 @@
 //! into the accumulator's block RAM took 11.8 ns on the 25F; with the select a stage earlier the
 //! accumulator's round trip (read data, forwarding mux, add, write data) still took 10.9 ns, of
 //! which 5.2 ns were the routes between the block RAM and the adder; so the sum is registered
-//! before it is written.
+//! before it is written. On the 85F the table's and the accumulator's block RAMs may sit across
+//! the die from the lane's logic (all 208 are used): a route from a block RAM's output register
+//! alone took 5.7 ns of an 11.65 ns path into the add. So both outputs are registered once more
+//! in fabric (`tq4`, `aq5`), and the select and the add start from registers the placer can put
+//! beside them.
 //!
-//! Read-modify-write hazard: the accumulator read in stage 2 misses the writes of the three
-//! groups ahead (their stage 5 is in the read's cycle or one of the next two; a read of the row
-//! being written is undefined, [`BlockRam`]), so stage 4 takes the sum of the group one ahead,
-//! else two ahead, else three ahead, when it has the same row (the match is registered a cycle
+//! Read-modify-write hazard: the accumulator read in stage 2 misses the writes of the four
+//! groups ahead (their stage 6 is in the read's cycle or one of the next three; a read of the row
+//! being written is undefined, [`BlockRam`]), so stage 5 takes the sum of the group one ahead,
+//! else two, three or four ahead, when it has the same row (the match is registered a cycle
 //! early). CREW reaches this only when a column phase is that short, which it never is (a phase
-//! lasts at least FILL_LATENCY + 1 cycles); the dense baseline does whenever `N_OUT <= 3 LANES`.
+//! lasts at least FILL_LATENCY + 1 cycles); the dense baseline does whenever `N_OUT <= 4 LANES`.
 //!
 //! The product table holds `MULTS` products per row (`PW = 16 * MULTS` bits): the fill writes
 //! one row per cycle, and entry `k` of buffer `buf` is product `k % MULTS` of row
@@ -98,7 +104,6 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     t1: Signal<Local, Bits<32>>,
     t2: Signal<Local, Bits<32>>,
     t3: Signal<Local, Bits<32>>,
-    idx: Signal<Local, Bits<8>>,
     v1: Signal<Local, bool>,
     wx: Signal<Local, Bits<16>>,
     ax: Signal<Local, Bits<16>>,
@@ -126,18 +131,28 @@ pub struct Lane<const TA: usize, const OBA: usize, const PW: usize, const NBW: u
     v4: DFF<bool>,
     row4: DFF<Bits<OBA>>,
     first4: DFF<bool>,
-    pq4: DFF<Bits<16>>,
+    sel4: DFF<Bits<8>>,
+    tq4: DFF<Bits<PW>>,
     aq4: DFF<Bits<32>>,
     v5: DFF<bool>,
     row5: DFF<Bits<OBA>>,
+    first5: DFF<bool>,
+    pq5: DFF<Bits<16>>,
+    aq5: DFF<Bits<32>>,
     v6: DFF<bool>,
     row6: DFF<Bits<OBA>>,
+    v7: DFF<bool>,
+    row7: DFF<Bits<OBA>>,
+    v8: DFF<bool>,
+    row8: DFF<Bits<OBA>>,
     fwd1: DFF<bool>,
     fwd2: DFF<bool>,
     fwd3: DFF<bool>,
-    sum5: DFF<Bits<32>>,
+    fwd4: DFF<bool>,
     sum6: DFF<Bits<32>>,
     sum7: DFF<Bits<32>>,
+    sum8: DFF<Bits<32>>,
+    sum9: DFF<Bits<32>>,
     errq: DFF<bool>,
     /// The accumulator read address, registered after the bus/engine choice: nothing but a route
     /// between it and the block RAM, which may sit across the 85F's die.
@@ -194,7 +209,6 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             t1: Default::default(),
             t2: Default::default(),
             t3: Default::default(),
-            idx: Default::default(),
             v1: Default::default(),
             wx: Default::default(),
             ax: Default::default(),
@@ -221,18 +235,28 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Lane<
             v4: Default::default(),
             row4: Default::default(),
             first4: Default::default(),
-            pq4: Default::default(),
+            sel4: Default::default(),
+            tq4: Default::default(),
             aq4: Default::default(),
             v5: Default::default(),
             row5: Default::default(),
+            first5: Default::default(),
+            pq5: Default::default(),
+            aq5: Default::default(),
             v6: Default::default(),
             row6: Default::default(),
+            v7: Default::default(),
+            row7: Default::default(),
+            v8: Default::default(),
+            row8: Default::default(),
             fwd1: Default::default(),
             fwd2: Default::default(),
             fwd3: Default::default(),
-            sum5: Default::default(),
+            fwd4: Default::default(),
             sum6: Default::default(),
             sum7: Default::default(),
+            sum8: Default::default(),
+            sum9: Default::default(),
             errq: Default::default(),
             ar2: Default::default(),
             k_lane: Constant::new((lane as u64).to_bits()),
@@ -253,7 +277,8 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
     fn update(&mut self) {
         dff_setup!(
             self, clock, bsel, boff, boffx, bsub, w64, idx1, v2, row2, first2, sel2, w2, v3, row3, first3, sel3, tq3,
-            v4, row4, first4, pq4, aq4, v5, row5, v6, row6, fwd1, fwd2, fwd3, sum5, sum6, sum7, errq, ar2
+            v4, row4, first4, sel4, tq4, aq4, v5, row5, first5, pq5, aq5, v6, row6, v7, row7, v8, row8, fwd1, fwd2,
+            fwd3, fwd4, sum6, sum7, sum8, sum9, errq, ar2
         );
         self.tab.read_clock.next = self.clock.val();
         self.tab.write_clock.next = self.clock.val();
@@ -299,22 +324,22 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.idx1.d.next = self.wsh.val().get_bits::<8>(0) & self.sy_bmask.val();
 
         // Stage 1: check, address the product table and the accumulator.
-        self.idx.next = self.idx1.q.val();
         self.v1.next = self.s1_v.val() && (self.k_lane32.val() < self.s1_rem.val());
         // The index check is registered; the engine sees it one cycle after stage 1.
-        self.errq.d.next = self.v1.val() && (bit_cast::<9, 8>(self.idx.val()) >= self.s1_count.val());
+        self.errq.d.next = self.v1.val() && (bit_cast::<9, 8>(self.idx1.q.val()) >= self.s1_count.val());
         self.err_out.next = self.err_in.val() || self.errq.q.val();
-        self.tab.read_address.next = bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val());
+        self.tab.read_address.next = bit_cast::<TA, 8>(self.idx1.q.val() >> self.k_logm.val());
         if self.s1_buf.val() {
-            self.tab.read_address.next = bit_cast::<TA, 8>(self.idx.val() >> self.k_logm.val()) | self.k_bufbit.val();
+            self.tab.read_address.next =
+                bit_cast::<TA, 8>(self.idx1.q.val() >> self.k_logm.val()) | self.k_bufbit.val();
         }
         // Valid bits die while the engine does not own the lanes (abort, error), so that an
         // aborted run's groups never write into the next run's accumulators.
         self.v2.d.next = self.v1.val() && self.own.val();
         self.row2.d.next = self.s1_row.val();
         self.first2.d.next = self.s1_first.val();
-        self.sel2.d.next = self.idx.val() & self.k_mmask.val();
-        self.w2.d.next = self.idx.val();
+        self.sel2.d.next = self.idx1.q.val() & self.k_mmask.val();
+        self.w2.d.next = self.idx1.q.val();
 
         // Stage 2: register the table row; dense multiplies here. The accumulator read starts.
         self.wx.next = bit_cast::<16, 8>(self.w2.q.val());
@@ -336,45 +361,60 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.row3.d.next = self.row2.q.val();
         self.first3.d.next = self.first2.q.val();
 
-        // Stage 3: select the product; register the accumulator.
-        self.pq4.d.next = self.tq3.q.val().get_bits::<16>(self.sel3.q.val().index() * 16);
+        // Stage 3: the table row again, in fabric; register the accumulator.
+        self.tq4.d.next = self.tq3.q.val();
         self.aq4.d.next = self.acc.read_data.val();
+        self.sel4.d.next = self.sel3.q.val();
         self.v4.d.next = self.v3.q.val() && self.own.val();
         self.row4.d.next = self.row3.q.val();
         self.first4.d.next = self.first3.q.val();
-        // Forwarding, decided one cycle ahead: the group now in stage 4 (its sum is in sum5 next
-        // cycle) wins over the one in stage 5 (in sum6 next cycle), which wins over the one that
-        // wrote last cycle (in sum7 next cycle).
-        self.fwd1.d.next = self.v3.q.val() && self.v4.q.val() && (self.row3.q.val() == self.row4.q.val());
-        self.fwd2.d.next = self.v3.q.val() && self.v5.q.val() && (self.row3.q.val() == self.row5.q.val());
-        self.fwd3.d.next = self.v3.q.val() && self.v6.q.val() && (self.row3.q.val() == self.row6.q.val());
 
-        // Stage 4: add, register the sum. Stage 5: write it back.
-        self.sext.next = bit_cast::<32, 16>(self.pq4.q.val());
-        if self.pq4.q.val().get_bit(15) {
-            self.sext.next = bit_cast::<32, 16>(self.pq4.q.val()) | self.k_hi16.val();
+        // Stage 4: select the product; the accumulator again, in fabric.
+        self.pq5.d.next = self.tq4.q.val().get_bits::<16>(self.sel4.q.val().index() * 16);
+        self.aq5.d.next = self.aq4.q.val();
+        self.v5.d.next = self.v4.q.val() && self.own.val();
+        self.row5.d.next = self.row4.q.val();
+        self.first5.d.next = self.first4.q.val();
+        // Forwarding, decided one cycle ahead: the group now in stage 5 (its sum is in sum6 next
+        // cycle) wins over the one writing now (in sum7 next cycle), which wins over the ones that
+        // wrote one and two cycles ago (in sum8 and sum9 next cycle).
+        self.fwd1.d.next = self.v4.q.val() && self.v5.q.val() && (self.row4.q.val() == self.row5.q.val());
+        self.fwd2.d.next = self.v4.q.val() && self.v6.q.val() && (self.row4.q.val() == self.row6.q.val());
+        self.fwd3.d.next = self.v4.q.val() && self.v7.q.val() && (self.row4.q.val() == self.row7.q.val());
+        self.fwd4.d.next = self.v4.q.val() && self.v8.q.val() && (self.row4.q.val() == self.row8.q.val());
+
+        // Stage 5: add, register the sum. Stage 6: write it back.
+        self.sext.next = bit_cast::<32, 16>(self.pq5.q.val());
+        if self.pq5.q.val().get_bit(15) {
+            self.sext.next = bit_cast::<32, 16>(self.pq5.q.val()) | self.k_hi16.val();
         }
-        self.accv.next = self.aq4.q.val();
+        self.accv.next = self.aq5.q.val();
+        if self.fwd4.q.val() {
+            self.accv.next = self.sum9.q.val();
+        }
         if self.fwd3.q.val() {
-            self.accv.next = self.sum7.q.val();
+            self.accv.next = self.sum8.q.val();
         }
         if self.fwd2.q.val() {
-            self.accv.next = self.sum6.q.val();
+            self.accv.next = self.sum7.q.val();
         }
         if self.fwd1.q.val() {
-            self.accv.next = self.sum5.q.val();
+            self.accv.next = self.sum6.q.val();
         }
-        if self.first4.q.val() {
+        if self.first5.q.val() {
             self.accv.next = 0.into();
         }
         self.sum.next = self.sext.val() + self.accv.val();
-        self.v5.d.next = self.v4.q.val() && self.own.val();
-        self.row5.d.next = self.row4.q.val();
         self.v6.d.next = self.v5.q.val() && self.own.val();
         self.row6.d.next = self.row5.q.val();
-        self.sum5.d.next = self.sum.val();
-        self.sum6.d.next = self.sum5.q.val();
+        self.v7.d.next = self.v6.q.val() && self.own.val();
+        self.row7.d.next = self.row6.q.val();
+        self.v8.d.next = self.v7.q.val() && self.own.val();
+        self.row8.d.next = self.row7.q.val();
+        self.sum6.d.next = self.sum.val();
         self.sum7.d.next = self.sum6.q.val();
+        self.sum8.d.next = self.sum7.q.val();
+        self.sum9.d.next = self.sum8.q.val();
 
         // Accumulator ports: the engine while it runs, the bus otherwise. The read address is
         // chosen a cycle ahead (stage 1's row, or the bus's, which the bus master holds).
@@ -387,9 +427,9 @@ impl<const TA: usize, const OBA: usize, const PW: usize, const NBW: usize> Logic
         self.acc.write_data.next = self.bus_wdata.val();
         self.acc.write_enable.next = self.bus_we.val() && (self.bus_lane.val() == self.k_lane.val());
         if self.own.val() {
-            self.acc.write_address.next = self.row5.q.val();
-            self.acc.write_data.next = self.sum5.q.val();
-            self.acc.write_enable.next = self.v5.q.val();
+            self.acc.write_address.next = self.row6.q.val();
+            self.acc.write_data.next = self.sum6.q.val();
+            self.acc.write_enable.next = self.v6.q.val();
         }
         self.ord_out.next = self.ord_in.val();
         if self.bus_sel.val() == self.k_lane.val() {

@@ -90,10 +90,11 @@ fn random_layers_back_to_back<T: BusTop>(cfg: &DeviceConfig, seed: u64) {
         (150, vec![150, 1, 129, 7]),
         (37, (0..12).map(|i| [1, 2, 5, 17, 33, 37][i % 6]).collect()),
         (3 * lanes, vec![1, 1, 1]),
-        // Two and three groups per column: the dense accumulator row comes back two or three
-        // groups later (forwarding from the sums not yet written).
+        // Two, three and four groups per column: the dense accumulator row comes back two, three
+        // or four groups later (forwarding from the sums not yet written).
         (lanes + 3, vec![2, 5, 1]),
         (2 * lanes + 3, vec![2, 5, 1]),
+        (3 * lanes + 3, vec![2, 5, 1]),
     ];
     // Plus random shapes.
     let mut shapes = shapes;

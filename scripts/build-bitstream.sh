@@ -35,10 +35,10 @@ VENV="${CREW_FPGA_VENV:-$HOME/.cache/crew/fpga-venv}"
 export PATH="$VENV/bin:$PATH"
 
 # Default core clocks: ones the PLL makes exactly from 25 MHz, with a 3 Mbaud divisor inside the
-# bridge's 2% tolerance (105 MHz: exact; 80 MHz: divisor 27, 1.2% off; docs/uart.md). Chosen from
+# bridge's 2% tolerance (105 MHz: exact; 85 MHz: divisor 28, 1.2% off; docs/uart.md). Chosen from
 # measured Fmax (docs/fpga.md).
 DEFAULT_MHZ_25F=105
-DEFAULT_MHZ_85F=80
+DEFAULT_MHZ_85F=85
 
 usage() { sed -n '2,30p' "$0" >&2; exit 2; }
 [ $# -ge 1 ] || usage
